@@ -1,0 +1,692 @@
+"""The application service: the commands of entitlements.
+
+Each command loads what it needs, checks the rules (the aggregates raise named domain errors),
+triggers events and saves everything it changed in one ``save()``, which is one transaction.
+Primitives go in; a :class:`Receipt` (id, state, log position) comes out, never an aggregate.
+Concurrent writers are kept apart by optimistic concurrency on aggregate versions: the loser of a
+race reloads and re-checks, so it gets the rule's answer (``AlreadyDecided``,
+``OpenRequestExists``) rather than a storage error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Iterable, Sequence, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import RecordConflictError
+
+from domain import errors
+from domain.access_package import AccessPackage
+from domain.access_request import (
+    ADMIN_ADD,
+    APPROVED,
+    DENIED,
+    EXPIRED,
+    SYSTEM,
+    USER_ADD,
+    USER_EXTEND,
+    AccessRequest,
+)
+from domain.approvers import resolve_stages
+from domain.assignment import Assignment
+from domain.assignment_policy import AssignmentPolicy, access_end, extended_end
+from domain.catalog import Catalog
+from domain.clock import Clock, SystemClock
+from domain.configuration import ConfigurationItem
+from domain.group import Group
+from domain.resources import DeliveryFailed, ResourceKind, default_resource_kinds
+from domain.user import User
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ADMIN = "admin"
+AUDITOR = "auditor"
+MAX_ATTEMPTS = 25
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a command answers: the id and state of what it changed, and the log position of its
+    last event (for read-your-writes)."""
+
+    id: str
+    state: str
+    position: int | None
+
+
+def request_state(request: AccessRequest, assignment: Assignment | None) -> str:
+    """The state a person sees for a request (DESIGN.md, "Request states"): once approved, it
+    follows the access the request granted (delivering, delivered, partially delivered, extended,
+    expired)."""
+    if request.state != APPROVED or assignment is None:
+        return request.state
+    if request.request_type == USER_EXTEND:
+        granted = str(request.id) in assignment.extension_request_ids
+    else:
+        granted = assignment.request_id == str(request.id)
+    return (assignment.state or APPROVED) if granted else APPROVED
+
+
+class EntitlementsApplication(Application):
+    """Requests, approvals and delivery of access packages."""
+
+    name = "entitlements"
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        clock: Clock | None = None,
+        resource_kinds: dict[str, ResourceKind] | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.clock = clock or SystemClock()
+        self.resource_kinds = resource_kinds if resource_kinds is not None else default_resource_kinds()
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """Runs ``attempt`` again when another writer changed one of its aggregates first."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return attempt()
+            except RecordConflictError:
+                continue
+        raise errors.ConcurrentModification("others kept changing the same records; try again")
+
+    def _save(self, *aggregates: Aggregate | None) -> int | None:
+        recordings = self.save(*aggregates)
+        return recordings[-1].notification.id if recordings else None
+
+    def _load(self, cls: type[T], aggregate_id: UUID, error: errors.NotFound) -> T:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise error from None
+        if not isinstance(aggregate, cls):
+            raise error
+        return aggregate
+
+    def _find(self, cls: type[T], aggregate_id: UUID) -> T | None:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, cls) else None
+
+    @staticmethod
+    def _uuid(value: str | UUID, error: errors.NotFound) -> UUID:
+        if isinstance(value, UUID):
+            return value
+        try:
+            return UUID(str(value))
+        except ValueError:
+            raise error from None
+
+    # --- reading the configuration -----------------------------------------------------------
+
+    def user(self, user_id: str) -> User:
+        return self._load(User, User.id_for(user_id), errors.UnknownUser(f"no user {user_id!r}", user_id=user_id))
+
+    def group(self, group_id: str) -> Group:
+        return self._load(Group, Group.id_for(group_id), errors.UnknownGroup(f"no group {group_id!r}", group_id=group_id))
+
+    def catalog(self, catalog_id: str) -> Catalog:
+        return self._load(
+            Catalog, Catalog.id_for(catalog_id), errors.UnknownCatalog(f"no catalog {catalog_id!r}", catalog_id=catalog_id)
+        )
+
+    def access_package(self, package_id: str) -> AccessPackage:
+        return self._load(
+            AccessPackage,
+            AccessPackage.id_for(package_id),
+            errors.UnknownAccessPackage(f"no access package {package_id!r}", access_package_id=package_id),
+        )
+
+    def policy(self, policy_id: str) -> AssignmentPolicy:
+        return self._load(
+            AssignmentPolicy,
+            AssignmentPolicy.id_for(policy_id),
+            errors.UnknownPolicy(f"no policy {policy_id!r}", policy_id=policy_id),
+        )
+
+    def request(self, request_id: str | UUID) -> AccessRequest:
+        error = errors.UnknownRequest(f"no request {request_id}", request_id=str(request_id))
+        return self._load(AccessRequest, self._uuid(request_id, error), error)
+
+    def assignment(self, assignment_id: str | UUID) -> Assignment:
+        error = errors.UnknownAssignment(f"no assignment {assignment_id}", assignment_id=str(assignment_id))
+        return self._load(Assignment, self._uuid(assignment_id, error), error)
+
+    def find_assignment(self, user_id: str, package_id: str) -> Assignment | None:
+        return self._find(Assignment, Assignment.id_for(user_id, package_id))
+
+    def request_state(self, request_id: str | UUID) -> str:
+        request = self.request(request_id)
+        return request_state(request, self._find(Assignment, UUID(request.assignment_id)))
+
+    def group_members(self, group_id: str, at: datetime | None = None) -> list[str]:
+        """Who is in ``group_id`` now, or at the moment ``at`` (replaying the group's events)."""
+        group = self.group(group_id)
+        if at is None:
+            return group.members
+        state = None
+        for event in self.events.get(group.id):
+            if event.timestamp > at:
+                break
+            state = event.mutate(state)
+        return state.members if state is not None else []
+
+    def policies_of(self, package: AccessPackage) -> list[AssignmentPolicy]:
+        return [self.policy(policy_id) for policy_id in package.settings.get("policies", [])]
+
+    # --- configuration -----------------------------------------------------------------------
+
+    def configure(self, items: Iterable[tuple[type[ConfigurationItem], str, dict]], *, actor: str) -> list[str]:
+        """Registers or updates configuration items, all in one transaction.
+
+        Unchanged items record nothing, so applying the same configuration twice changes nothing.
+        Returns the ``kind:key`` of every item that changed.
+        """
+        items = list(items)
+
+        def attempt() -> list[str]:
+            now = self.clock.now()
+            changed: list[Aggregate] = []
+            names: list[str] = []
+            for cls, key, settings in items:
+                existing = self._find(cls, cls.id_for(key))
+                if existing is None:
+                    changed.append(cls.register(key, settings, actor=actor, now=now))
+                    names.append(f"{cls.KIND}:{key}")
+                elif existing.reconfigure(settings, actor=actor, now=now):
+                    changed.append(existing)
+                    names.append(f"{cls.KIND}:{key}")
+            if changed:
+                self.save(*changed)
+            return names
+
+        return self._retrying(attempt)
+
+    # --- submitting --------------------------------------------------------------------------
+
+    def submit_request(
+        self,
+        *,
+        requestor_id: str,
+        access_package_id: str,
+        policy_id: str | None = None,
+        target_user_id: str | None = None,
+        justification: str | None = None,
+        answers: dict[str, Any] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Receipt:
+        """A user asks for an access package, for themselves or on behalf of ``target_user_id``."""
+
+        def attempt() -> tuple[AccessRequest, Assignment, int | None]:
+            now = self.clock.now()
+            requestor = self.user(requestor_id)
+            target = self.user(target_user_id) if target_user_id and target_user_id != requestor_id else requestor
+            package = self.access_package(access_package_id)
+            catalog = self.catalog(package.catalog_id)
+            if not catalog.enabled:
+                raise errors.CatalogDisabled(f"catalog {catalog.key!r} is not enabled for requests", catalog_id=catalog.key)
+            if (requestor.is_external or target.is_external) and not catalog.enabled_for_external_users:
+                raise errors.ExternalUsersNotAllowed(
+                    f"catalog {catalog.key!r} is not enabled for external users", catalog_id=catalog.key
+                )
+            if target is not requestor and not (requestor.has_role(ADMIN) or target.manager_id == requestor.key):
+                raise errors.OnBehalfNotAllowed(
+                    f"{requestor.key} may not request on behalf of {target.key}: only their manager may",
+                    target_user_id=target.key,
+                )
+            policy = self._policy_for_request(package, policy_id, target)
+            if policy.requestor_justification_required and not (justification or "").strip():
+                raise errors.JustificationRequired(f"policy {policy.key!r} requires a business justification")
+            policy.check_answers(answers or {})
+            self._check_schedule(start, end, now)
+            self._check_compatible(package, target.key)
+            assignment = self._assignment_for(target.key, package.key, actor=requestor.key, now=now)
+            if assignment.is_active:
+                raise errors.AlreadyAssigned(
+                    f"{target.key} already holds {package.key}", assignment_id=str(assignment.id)
+                )
+            stages = self._resolve_stages(policy, requestor=requestor, target=target)
+            request = AccessRequest.submit(
+                request_type=USER_ADD,
+                requestor_id=requestor.key,
+                target_user_id=target.key,
+                access_package_id=package.key,
+                catalog_id=catalog.key,
+                policy_id=policy.key,
+                policy_version=policy.version,
+                assignment_id=str(assignment.id),
+                justification=(justification or "").strip() or None,
+                answers=dict(answers or {}),
+                start=start,
+                end=end,
+                stages=stages,
+                notifications_enabled=package.notifications_enabled,
+                now=now,
+            )
+            assignment.open_request(request_id=str(request.id), request_type=USER_ADD, actor=requestor.key, now=now)
+            self._after_decision(request, assignment, policy, now=now)
+            return request, assignment, self._save(request, assignment)
+
+        request, assignment, position = self._retrying(attempt)
+        return self._finish(request, assignment, position)
+
+    def assign_directly(
+        self,
+        *,
+        admin_id: str,
+        target_user_id: str,
+        access_package_id: str,
+        policy_id: str | None = None,
+        justification: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Receipt:
+        """An administrator gives a user a package: no approval, and no request emails."""
+
+        def attempt() -> tuple[AccessRequest, Assignment, int | None]:
+            now = self.clock.now()
+            admin = self._administrator(admin_id)
+            target = self.user(target_user_id)
+            package = self.access_package(access_package_id)
+            policies = self.policies_of(package)
+            if policy_id is not None:
+                policy = self.policy(policy_id)
+                if policy.access_package_id != package.key:
+                    raise errors.UnknownPolicy(f"policy {policy_id!r} is not a policy of {package.key!r}", policy_id=policy_id)
+            elif policies:
+                policy = policies[0]
+            else:
+                raise errors.UnknownPolicy(f"access package {package.key!r} has no policy", access_package_id=package.key)
+            self._check_schedule(start, end, now)
+            self._check_compatible(package, target.key)
+            assignment = self._assignment_for(target.key, package.key, actor=admin.key, now=now)
+            if assignment.is_active:
+                raise errors.AlreadyAssigned(f"{target.key} already holds {package.key}", assignment_id=str(assignment.id))
+            request = AccessRequest.submit(
+                request_type=ADMIN_ADD,
+                requestor_id=admin.key,
+                target_user_id=target.key,
+                access_package_id=package.key,
+                catalog_id=package.catalog_id,
+                policy_id=policy.key,
+                policy_version=policy.version,
+                assignment_id=str(assignment.id),
+                justification=(justification or "").strip() or None,
+                answers={},
+                start=start,
+                end=end,
+                stages=[],
+                notifications_enabled=package.notifications_enabled,
+                now=now,
+            )
+            assignment.open_request(request_id=str(request.id), request_type=ADMIN_ADD, actor=admin.key, now=now)
+            self._after_decision(request, assignment, policy, now=now)
+            return request, assignment, self._save(request, assignment)
+
+        request, assignment, position = self._retrying(attempt)
+        return self._finish(request, assignment, position)
+
+    def request_extension(self, *, user_id: str, assignment_id: str | UUID, justification: str | None = None) -> Receipt:
+        """The holder of an assignment asks to keep it longer (a ``user_extend`` request)."""
+
+        def attempt() -> tuple[AccessRequest, Assignment, int | None]:
+            now = self.clock.now()
+            assignment = self.assignment(assignment_id)
+            user = self.user(user_id)
+            if assignment.user_id != user.key:
+                raise errors.NotTheAssignee(f"{user.key} does not hold this assignment", user_id=assignment.user_id)
+            if not assignment.is_active or (assignment.end is not None and now >= assignment.end):
+                raise errors.AccessNotActive(
+                    "access has ended; submit a new request instead of an extension", state=assignment.state
+                )
+            policy = self.policy(assignment.policy_id)
+            if not policy.extension_allowed:
+                raise errors.ExtensionNotAllowed(f"policy {policy.key!r} does not allow extensions", policy_id=policy.key)
+            if assignment.end is None:
+                raise errors.ExtensionNotAllowed("this access never ends; there is nothing to extend")
+            extended_end(policy.expiration, assignment.end)  # raises where the policy cannot extend
+            package = self.access_package(assignment.access_package_id)
+            stages = []
+            if policy.extension.get("approval_required", False):
+                stages = self._resolve_stages(policy, requestor=user, target=user)
+            request = AccessRequest.submit(
+                request_type=USER_EXTEND,
+                requestor_id=user.key,
+                target_user_id=user.key,
+                access_package_id=package.key,
+                catalog_id=package.catalog_id,
+                policy_id=policy.key,
+                policy_version=policy.version,
+                assignment_id=str(assignment.id),
+                justification=(justification or "").strip() or None,
+                answers={},
+                start=None,
+                end=None,
+                stages=stages,
+                notifications_enabled=package.notifications_enabled,
+                now=now,
+            )
+            assignment.open_request(request_id=str(request.id), request_type=USER_EXTEND, actor=user.key, now=now)
+            self._after_decision(request, assignment, policy, now=now)
+            return request, assignment, self._save(request, assignment)
+
+        request, assignment, position = self._retrying(attempt)
+        return self._finish(request, assignment, position)
+
+    def _policy_for_request(self, package: AccessPackage, policy_id: str | None, target: User) -> AssignmentPolicy:
+        policies = self.policies_of(package)
+        if policy_id is not None:
+            policy = self.policy(policy_id)
+            if policy.access_package_id != package.key:
+                raise errors.UnknownPolicy(f"policy {policy_id!r} is not a policy of {package.key!r}", policy_id=policy_id)
+            candidates = [policy]
+        else:
+            candidates = policies
+        accepting = [p for p in candidates if p.accepts_requests()]
+        if not accepting:
+            raise errors.RequestsNotAccepted(
+                f"access package {package.key!r} takes no requests; an administrator assigns it",
+                access_package_id=package.key,
+            )
+        for policy in accepting:
+            if policy.allows_requestor(target.key, is_external=target.is_external, is_in_group=self._member_check(target.key)):
+                return policy
+        raise errors.RequestorNotAllowed(
+            f"no policy of {package.key!r} allows {target.key} to request it", access_package_id=package.key
+        )
+
+    def _member_check(self, user_id: str) -> Callable[[str], bool]:
+        def is_in_group(group_id: str) -> bool:
+            group = self._find(Group, Group.id_for(group_id))
+            return group is not None and group.has_member(user_id)
+
+        return is_in_group
+
+    @staticmethod
+    def _check_schedule(start: datetime | None, end: datetime | None, now: datetime) -> None:
+        for name, moment in (("start", start), ("end", end)):
+            if moment is not None and moment.tzinfo is None:
+                raise errors.InvalidSchedule(f"{name} must include a timezone", field=name)
+        if end is not None and end <= now:
+            raise errors.InvalidSchedule("the requested end is in the past", field="end")
+        if start is not None and end is not None and end <= start:
+            raise errors.InvalidSchedule("the requested end must come after the requested start", field="end")
+
+    def _check_compatible(self, package: AccessPackage, user_id: str) -> None:
+        for other in package.incompatible_packages:
+            held = self.find_assignment(user_id, other)
+            if held is not None and held.is_active:
+                raise errors.IncompatibleAccess(
+                    f"{user_id} holds {other!r}, which is incompatible with {package.key!r}",
+                    incompatible_package=other,
+                )
+        for group_id in package.incompatible_groups:
+            if self._member_check(user_id)(group_id):
+                raise errors.IncompatibleAccess(
+                    f"{user_id} is in group {group_id!r}, which is incompatible with {package.key!r}",
+                    incompatible_group=group_id,
+                )
+
+    def _assignment_for(self, user_id: str, package_id: str, *, actor: str, now: datetime) -> Assignment:
+        assignment = self.find_assignment(user_id, package_id)
+        if assignment is None:
+            assignment = Assignment.create(user_id=user_id, access_package_id=package_id, actor=actor, now=now)
+        if assignment.open_request_id is not None:
+            raise errors.OpenRequestExists(
+                f"{user_id} already has an open request for {package_id}", request_id=assignment.open_request_id
+            )
+        return assignment
+
+    def _resolve_stages(self, policy: AssignmentPolicy, *, requestor: User, target: User) -> list[dict]:
+        def members_of(group_id: str) -> list[str]:
+            group = self._find(Group, Group.id_for(group_id))
+            return group.members if group is not None else []
+
+        def manager_of(user_id: str) -> str | None:
+            user = self._find(User, User.id_for(user_id))
+            return user.manager_id if user is not None else None
+
+        return resolve_stages(
+            policy.stages,
+            subject_user_id=target.key,
+            excluded={requestor.key, target.key},
+            members_of=members_of,
+            manager_of=manager_of,
+        )
+
+    def _administrator(self, user_id: str) -> User:
+        user = self.user(user_id)
+        if not user.has_role(ADMIN):
+            raise errors.AdministratorRequired(f"{user_id} is not an administrator", user_id=user_id)
+        return user
+
+    # --- deciding ----------------------------------------------------------------------------
+
+    def decide(self, *, request_id: str | UUID, approver_id: str, decision: str, reason: str | None = None) -> Receipt:
+        """An approver of the current stage approves or denies; the first decision wins."""
+
+        def attempt() -> tuple[AccessRequest, Assignment, int | None, bool]:
+            now = self.clock.now()
+            request = self.request(request_id)
+            assignment = self.assignment(request.assignment_id)
+            if request.is_overdue(now) and request.can_decide_now(approver_id):
+                # The deadline passed before anyone decided: record the expiry the scheduler
+                # would have recorded, then refuse the decision.
+                request.expire(now=now)
+                self._after_decision(request, assignment, None, now=now)
+                return request, assignment, self._save(request, assignment), True
+            self.user(approver_id)
+            request.decide(approver_id=approver_id, decision=decision, reason=reason, now=now)
+            policy = self.policy(request.policy_id) if request.state == APPROVED else None
+            self._after_decision(request, assignment, policy, now=now)
+            return request, assignment, self._save(request, assignment), False
+
+        request, assignment, position, expired = self._retrying(attempt)
+        if expired:
+            raise errors.RequestExpired(
+                f"this request expired at {request.progress[request.current_stage - 1]['deadline'].isoformat()};"
+                " it can no longer be decided",
+                state=EXPIRED,
+            )
+        return self._finish(request, assignment, position)
+
+    def _after_decision(
+        self, request: AccessRequest, assignment: Assignment, policy: AssignmentPolicy | None, *, now: datetime
+    ) -> None:
+        """Applies a request's outcome to its assignment: close the open request, and on approval
+        start delivery (or move the end date, for an extension)."""
+        if request.is_open:
+            return
+        assignment.close_request(request_id=str(request.id), outcome=request.state, actor=SYSTEM, now=now)
+        if request.state != APPROVED:
+            return
+        assert policy is not None
+        if request.request_type == USER_EXTEND:
+            assignment.extend(
+                request_id=str(request.id),
+                end=extended_end(policy.expiration, assignment.end),
+                actor=SYSTEM,
+                now=now,
+            )
+            return
+        package = self.access_package(request.access_package_id)
+        start = max(request.start, now) if request.start else now
+        assignment.start_delivery(
+            request_id=str(request.id),
+            policy_id=policy.key,
+            resources=package.resources,
+            start=start,
+            end=access_end(policy.expiration, start, request.end),
+            expiration=policy.expiration,
+            extension=policy.extension,
+            actor=SYSTEM,
+            now=now,
+        )
+
+    def _finish(self, request: AccessRequest, assignment: Assignment, position: int | None) -> Receipt:
+        """Runs delivery if the command started it, and answers the request's receipt."""
+        if assignment.state == "delivering" and assignment.request_id == str(request.id):
+            delivery = self.deliver(assignment.id)
+            if delivery.position is not None:
+                position = delivery.position
+            assignment = self.assignment(assignment.id)
+        return Receipt(id=str(request.id), state=request_state(request, assignment), position=position)
+
+    # --- time-driven commands on requests ----------------------------------------------------
+
+    def _on_request(self, request_id: str | UUID, change: Callable[[AccessRequest, datetime], None]) -> Receipt:
+        def attempt() -> tuple[AccessRequest, Assignment, int | None]:
+            now = self.clock.now()
+            request = self.request(request_id)
+            assignment = self.assignment(request.assignment_id)
+            change(request, now)
+            self._after_decision(request, assignment, None, now=now)
+            return request, assignment, self._save(request, assignment)
+
+        request, assignment, position = self._retrying(attempt)
+        return Receipt(id=str(request.id), state=request_state(request, assignment), position=position)
+
+    def remind_approvers(self, request_id: str | UUID) -> Receipt:
+        """Reminds the undecided approvers of the current stage (once per stage, when due)."""
+        return self._on_request(request_id, lambda request, now: request.remind(now=now))
+
+    def escalate(self, request_id: str | UUID) -> Receipt:
+        """Forwards the current stage to its alternate approvers (when escalation is due)."""
+        return self._on_request(request_id, lambda request, now: request.escalate(now=now))
+
+    def expire_request(self, request_id: str | UUID) -> Receipt:
+        """Ends a request nobody decided before its stage's deadline."""
+        return self._on_request(request_id, lambda request, now: request.expire(now=now))
+
+    def cancel_request(self, *, request_id: str | UUID, actor_id: str, reason: str | None = None) -> Receipt:
+        """The requestor withdraws a pending request."""
+        return self._on_request(request_id, lambda request, now: request.cancel(actor=actor_id, reason=reason, now=now))
+
+    def revoke_approval(self, *, request_id: str | UUID, approver_id: str, reason: str | None) -> Receipt:
+        """The approver who approved undoes it; the access it granted is removed."""
+
+        def attempt() -> tuple[AccessRequest, Assignment, int | None]:
+            now = self.clock.now()
+            request = self.request(request_id)
+            assignment = self.assignment(request.assignment_id)
+            request.revoke(actor=approver_id, reason=reason, now=now)
+            changed: list[Aggregate] = [request, assignment]
+            if assignment.grants_from(str(request.id)):
+                changed += self._withdraw_resources(assignment, now=now)
+                assignment.remove(reason=reason, request_id=str(request.id), actor=approver_id, now=now)
+            return request, assignment, self._save(*changed)
+
+        request, assignment, position = self._retrying(attempt)
+        return Receipt(id=str(request.id), state=request_state(request, assignment), position=position)
+
+    # --- delivery ----------------------------------------------------------------------------
+
+    def deliver_resource(self, assignment_id: str | UUID, resource_id: str) -> Receipt:
+        """Grants one resource of an assignment being delivered and records the outcome."""
+
+        def attempt() -> tuple[Assignment, int | None]:
+            now = self.clock.now()
+            assignment = self.assignment(assignment_id)
+            resource = assignment._resource(resource_id)
+            kind = self.resource_kinds.get(resource["kind"])
+            changed: Sequence[Aggregate] = []
+            try:
+                if kind is None:
+                    raise DeliveryFailed(f"no connector for resource kind {resource['kind']!r}")
+                changed = kind.grant(
+                    self, user_id=assignment.user_id, resource_id=resource_id, assignment_id=str(assignment.id), now=now
+                )
+            except DeliveryFailed as failure:
+                assignment.record_resource_failed(resource_id, error=str(failure), actor=SYSTEM, now=now)
+            else:
+                assignment.record_resource_delivered(resource_id, actor=SYSTEM, now=now)
+            return assignment, self._save(assignment, *changed)
+
+        assignment, position = self._retrying(attempt)
+        return Receipt(id=str(assignment.id), state=assignment.state, position=position)
+
+    def deliver(self, assignment_id: str | UUID) -> Receipt:
+        """Grants every resource not yet delivered, then records Delivered or Partially Delivered.
+
+        Safe to run again: after a crash, or to retry the resources that failed."""
+        assignment = self.assignment(assignment_id)
+        position = None
+        for resource in assignment.pending_resources():
+            receipt = self.deliver_resource(assignment.id, resource["id"])
+            position = receipt.position or position
+
+        def complete() -> tuple[Assignment, int | None]:
+            current = self.assignment(assignment_id)
+            current.complete_delivery(actor=SYSTEM, now=self.clock.now())
+            return current, self._save(current)
+
+        assignment, completed_at = self._retrying(complete)
+        return Receipt(id=str(assignment.id), state=assignment.state, position=completed_at or position)
+
+    def _withdraw_resources(self, assignment: Assignment, *, now: datetime) -> list[Aggregate]:
+        changed: list[Aggregate] = []
+        for resource in assignment.delivered_resources():
+            kind = self.resource_kinds.get(resource["kind"])
+            if kind is None:
+                continue
+            try:
+                changed += kind.withdraw(
+                    self, user_id=assignment.user_id, resource_id=resource["id"], assignment_id=str(assignment.id), now=now
+                )
+            except DeliveryFailed as failure:
+                log.warning("could not withdraw %s from %s: %s", resource["id"], assignment.user_id, failure)
+        return changed
+
+    # --- access over time --------------------------------------------------------------------
+
+    def _on_assignment(self, assignment_id: str | UUID, change: Callable[[Assignment, datetime], list[Aggregate]]) -> Receipt:
+        def attempt() -> tuple[Assignment, int | None]:
+            now = self.clock.now()
+            assignment = self.assignment(assignment_id)
+            changed = change(assignment, now)
+            return assignment, self._save(assignment, *changed)
+
+        assignment, position = self._retrying(attempt)
+        return Receipt(id=str(assignment.id), state=assignment.state, position=position)
+
+    def remind_access_expiry(self, assignment_id: str | UUID) -> Receipt:
+        """Tells the user their access ends soon (where the policy allows an extension)."""
+
+        def change(assignment: Assignment, now: datetime) -> list[Aggregate]:
+            assignment.remind_expiry(now=now)
+            return []
+
+        return self._on_assignment(assignment_id, change)
+
+    def expire_access(self, assignment_id: str | UUID) -> Receipt:
+        """Ends access whose end date has passed, withdrawing every resource."""
+
+        def change(assignment: Assignment, now: datetime) -> list[Aggregate]:
+            assignment.expire(now=now)
+            return self._withdraw_resources(assignment, now=now)
+
+        return self._on_assignment(assignment_id, change)
+
+    def remove_access(self, *, assignment_id: str | UUID, admin_id: str, reason: str | None = None) -> Receipt:
+        """An administrator takes access away."""
+
+        def change(assignment: Assignment, now: datetime) -> list[Aggregate]:
+            self._administrator(admin_id)
+            withdrawn = self._withdraw_resources(assignment, now=now) if assignment.is_active else []
+            assignment.remove(reason=(reason or "").strip() or None, request_id=None, actor=admin_id, now=now)
+            return withdrawn
+
+        return self._on_assignment(assignment_id, change)

@@ -1,0 +1,143 @@
+"""Assignment policies: who may request a package, what they must answer, who approves in which
+stages, when access ends and whether it can be extended."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Callable
+
+from domain import errors
+from domain.configuration import ConfigurationItem
+from domain.durations import parse_duration
+
+REQUESTOR_SCOPES = ("all_members", "all_users", "specific", "none")
+
+
+class AssignmentPolicy(ConfigurationItem):
+    """See the tenant file in API.md for the settings; the loader stores them in canonical form."""
+
+    KIND = "policy"
+
+    @property
+    def name(self) -> str:
+        return self.settings.get("name") or self.key
+
+    @property
+    def access_package_id(self) -> str:
+        return self.settings["access_package"]
+
+    # --- who may request ---------------------------------------------------------------------
+
+    @property
+    def requestor_scope(self) -> dict:
+        return self.settings.get("requestors", {"scope": "all_members"})
+
+    def accepts_requests(self) -> bool:
+        return self.requestor_scope.get("scope") != "none"
+
+    def allows_requestor(self, user_id: str, *, is_external: bool, is_in_group: Callable[[str], bool]) -> bool:
+        scope = self.requestor_scope
+        kind = scope.get("scope", "all_members")
+        if kind == "all_users":
+            return True
+        if kind == "all_members":
+            return not is_external
+        if kind == "specific":
+            return user_id in scope.get("users", []) or any(is_in_group(g) for g in scope.get("groups", []))
+        return False
+
+    # --- what the requestor gives ------------------------------------------------------------
+
+    @property
+    def requestor_justification_required(self) -> bool:
+        return bool(self.settings.get("requestor_justification_required", False))
+
+    @property
+    def questions(self) -> list[dict]:
+        return [dict(q) for q in self.settings.get("questions", [])]
+
+    def check_answers(self, answers: dict[str, str]) -> None:
+        questions = {q["id"]: q for q in self.questions}
+        for question_id in answers:
+            if question_id not in questions:
+                raise errors.InvalidAnswer(
+                    f"the policy {self.key!r} asks no question {question_id!r}", question_id=question_id
+                )
+        for question in questions.values():
+            value = answers.get(question["id"])
+            if value is None or (isinstance(value, str) and not value.strip()):
+                if question.get("required", False):
+                    raise errors.AnswerRequired(
+                        f"question {question['id']!r} ({question.get('text', '')}) must be answered",
+                        question_id=question["id"],
+                    )
+                continue
+            if not isinstance(value, str):
+                raise errors.InvalidAnswer(
+                    f"the answer to {question['id']!r} must be text", question_id=question["id"]
+                )
+            choices = question.get("choices") or []
+            if choices and value not in choices:
+                raise errors.InvalidAnswer(
+                    f"the answer to {question['id']!r} must be one of {', '.join(choices)}",
+                    question_id=question["id"],
+                    choices=choices,
+                )
+
+    # --- approval ----------------------------------------------------------------------------
+
+    @property
+    def approval_required(self) -> bool:
+        return bool(self.settings.get("approval", {}).get("required", False))
+
+    @property
+    def stages(self) -> list[dict]:
+        if not self.approval_required:
+            return []
+        return [dict(stage) for stage in self.settings["approval"].get("stages", [])]
+
+    # --- expiry and extension ----------------------------------------------------------------
+
+    @property
+    def expiration(self) -> dict:
+        return self.settings.get("expiration", {"never": True})
+
+    @property
+    def extension(self) -> dict:
+        return self.settings.get("extension", {"allowed": False, "approval_required": False})
+
+    @property
+    def extension_allowed(self) -> bool:
+        return bool(self.extension.get("allowed", False))
+
+
+def access_end(expiration: dict, start: datetime, requested_end: datetime | None) -> datetime | None:
+    """When access granted at ``start`` ends: the policy's limit, or the requested end if earlier."""
+    policy_end: datetime | None = None
+    if expiration.get("after"):
+        policy_end = start + parse_duration(expiration["after"])
+    elif expiration.get("on"):
+        policy_end = end_of_day(expiration["on"])
+    if requested_end is None:
+        return policy_end
+    if policy_end is None:
+        return requested_end
+    return min(policy_end, requested_end)
+
+
+def extended_end(expiration: dict, current_end: datetime | None) -> datetime | None:
+    """The new end of access after an approved extension: one more period of ``expiration.after``."""
+    if current_end is None:
+        return None
+    if expiration.get("after"):
+        return current_end + parse_duration(expiration["after"])
+    raise errors.ExtensionNotAllowed(
+        "access that ends on a fixed date (or never) cannot be extended", expiration=expiration
+    )
+
+
+def end_of_day(day: str | date) -> datetime:
+    """``on: 2027-12-31`` means access lasts through that day (UTC)."""
+    if isinstance(day, str):
+        day = date.fromisoformat(day)
+    return datetime.combine(day, time(0, 0), tzinfo=timezone.utc) + timedelta(days=1)

@@ -1,0 +1,1 @@
+"""The composition root and command line of entitlements: configuration, persistence, start-up."""

@@ -1,0 +1,125 @@
+"""The ``entitlements`` command line. Errors end with a clear message on stderr and a non-zero
+exit, never a traceback (``ENTITLEMENTS_DEBUG=1`` shows one for unexpected failures)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from domain.errors import DomainError
+from entitlements.bootstrap import build_application
+from entitlements.settings import ConfigurationError, Settings
+from entitlements.tenant import LoadResult, TenantFileError, load_tenant
+
+DEMO_TENANT = Path(__file__).parent / "demo" / "tenant.yaml"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """entitlements: request, approve and deliver access, with a replayable decision trail.
+
+    Configuration comes from ENTITLEMENTS_* environment variables (or a .env file); the database is
+    ENTITLEMENTS_DATABASE_URL (default sqlite:///var/entitlements.db)."""
+
+
+@cli.command("load")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="Print only the one-line result.")
+def load_command(file: Path, quiet: bool) -> None:
+    """Load a tenant file (YAML or JSON): directory, catalogs, packages, policies.
+
+    The whole file is checked before anything is stored, and stored in one transaction. Loading
+    the same file twice changes nothing."""
+    settings = Settings.from_env()
+    app = build_application(settings)
+    result = load_tenant(app, file)
+    click.echo(
+        f"loaded {file}: {len(result.changed)} item(s) changed, "
+        f"{result.tenant.size - len(result.changed)} unchanged"
+        f" ({settings.database_url})"
+    )
+    if not quiet:
+        click.echo(describe_tenant(result))
+
+
+@cli.command("demo-tenant")
+def demo_tenant_command() -> None:
+    """Print the path of the demo tenant file shipped with entitlements."""
+    click.echo(str(DEMO_TENANT))
+
+
+def describe_tenant(result: LoadResult) -> str:
+    tenant = result.tenant
+    lines = ["", "  " + ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in tenant.counts.items())]
+    policies_by_package: dict[str, list[dict]] = {}
+    for policy in tenant.policies:
+        policies_by_package.setdefault(policy["access_package"], []).append(policy)
+    for package in tenant.packages:
+        flags = []
+        if package.get("hidden"):
+            flags.append("hidden")
+        if package.get("incompatible_packages") or package.get("incompatible_groups"):
+            flags.append("incompatible with " + ", ".join(package["incompatible_packages"] + package["incompatible_groups"]))
+        if not package.get("notifications_enabled", True):
+            flags.append("no emails")
+        resources = ", ".join(f"{r['kind']}:{r['id']}" for r in package["resources"])
+        lines.append(f"\n  {package['id']} ({package['catalog']}) - {package.get('name') or package['id']}"
+                     + (f" [{'; '.join(flags)}]" if flags else ""))
+        lines.append(f"    resources: {resources or 'none'}")
+        for policy in policies_by_package.get(package["id"], []):
+            stages = policy["approval"]["stages"] if policy["approval"]["required"] else []
+            approval = " -> ".join(
+                f"stage {n}: " + ", ".join(_approver_label(a) for a in stage["approvers"])
+                + (f" (escalates after {stage['escalation']['after']})" if stage["escalation"]["enabled"] else "")
+                for n, stage in enumerate(stages, start=1)
+            ) or "no approval"
+            lines.append(f"    policy {policy['id']}: requestors {policy['requestors']['scope']}; {approval}")
+    return "\n".join(lines)
+
+
+def _approver_label(approver: dict) -> str:
+    if approver.get("user"):
+        return approver["user"]
+    if approver.get("group"):
+        return f"group {approver['group']}"
+    return "requestor's manager"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; turns every expected error into a message and an exit status."""
+    try:
+        cli.main(args=argv, prog_name="entitlements", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except TenantFileError as error:
+        click.echo(f"error: {error.source} cannot be loaded ({len(error.problems)} problem(s)):", err=True)
+        for problem in error.problems:
+            click.echo(f"  - {problem}", err=True)
+        return 1
+    except (ConfigurationError, DomainError) as error:
+        click.echo(f"error: {error}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # last resort: a message, not a traceback
+        if os.environ.get("ENTITLEMENTS_DEBUG"):
+            raise
+        click.echo(f"error: unexpected failure: {type(error).__name__}: {error}", err=True)
+        click.echo("(set ENTITLEMENTS_DEBUG=1 to see the traceback)", err=True)
+        return 1
+    return 0
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,78 @@
+"""``ENTITLEMENTS_DATABASE_URL`` -> the eventsourcing library's persistence settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from entitlements.settings import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where events and read models live."""
+
+    backend: str  # "sqlite" or "postgresql"
+    library_env: dict[str, str]
+    path: Path | None = None  # the SQLite file, when there is one
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.backend == "sqlite"
+
+
+def database_from_url(url: str) -> Database:
+    """``sqlite:///var/entitlements.db`` (relative), ``sqlite:////abs/file.db``, ``sqlite:///:memory:``,
+    or ``postgresql://user:password@host:port/dbname``."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        return _sqlite(url, parts)
+    if parts.scheme in ("postgresql", "postgres"):
+        return _postgresql(url, parts)
+    raise ConfigurationError(
+        f"ENTITLEMENTS_DATABASE_URL {url!r} is neither sqlite:///PATH nor postgresql://user@host:port/db"
+    )
+
+
+def _sqlite(url: str, parts) -> Database:
+    raw = unquote(parts.path)
+    if parts.netloc or not raw.startswith("/") or raw == "/":
+        raise ConfigurationError(f"ENTITLEMENTS_DATABASE_URL {url!r}: write sqlite:///relative/path.db or sqlite:////absolute/path.db")
+    name = raw[1:]
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_LOCK_TIMEOUT": "30"}
+    if name == ":memory:":
+        env["SQLITE_DBNAME"] = "file:entitlements?mode=memory&cache=shared"
+        return Database("sqlite", env)
+    path = Path(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigurationError(f"cannot create the folder of the SQLite file {path}: {error.strerror}") from None
+    env["SQLITE_DBNAME"] = str(path)
+    return Database("sqlite", env, path=path)
+
+
+def _postgresql(url: str, parts) -> Database:
+    dbname = unquote(parts.path.lstrip("/"))
+    if not dbname:
+        raise ConfigurationError(f"ENTITLEMENTS_DATABASE_URL {url!r} names no database (postgresql://user@host:port/DBNAME)")
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        raise ConfigurationError(f"ENTITLEMENTS_DATABASE_URL {url!r} has an invalid port") from None
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": dbname,
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(port),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_POOL_SIZE": "5",
+        "POSTGRES_MAX_OVERFLOW": "10",
+    }
+    query = parse_qs(parts.query)
+    if "schema" in query:
+        env["POSTGRES_SCHEMA"] = query["schema"][0]
+    return Database("postgresql", env)

@@ -1,0 +1,1 @@
+"""The notifier projection: events -> the numbered emails, the outbox and the SMTP sender."""

@@ -1,0 +1,80 @@
+"""The ``entitlements`` command line: clear messages and exit statuses, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from entitlements.cli import DEMO_TENANT, main
+from entitlements.settings import ConfigurationError, Settings
+
+
+@pytest.fixture
+def database(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("ENTITLEMENTS_DATABASE_URL", url)
+    monkeypatch.chdir(tmp_path)
+    return url
+
+
+def test_load_prints_what_was_loaded(database, capsys):
+    assert main(["load", str(DEMO_TENANT)]) == 0
+    out = capsys.readouterr().out
+    assert "33 item(s) changed, 0 unchanged" in out
+    assert "production-access (engineering)" in out and "escalates after P3D" in out
+
+
+def test_loading_the_same_file_again_reports_nothing_changed(database, capsys):
+    main(["load", "-q", str(DEMO_TENANT)])
+    assert main(["load", "-q", str(DEMO_TENANT)]) == 0
+    assert "0 item(s) changed, 33 unchanged" in capsys.readouterr().out
+
+
+def test_invalid_tenant_file_lists_its_problems_on_stderr(database, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("users:\n  - {id: alice, manager: nobody}\n")
+    assert main(["load", str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert "cannot be loaded (1 problem(s))" in captured.err
+    assert "users[0] (alice).manager: no user 'nobody'" in captured.err
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_missing_tenant_file_is_a_clear_error(database, capsys):
+    assert main(["load", "nowhere.yaml"]) == 1
+    assert "nowhere.yaml cannot be loaded" in capsys.readouterr().err
+
+
+def test_unsupported_database_url_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setenv("ENTITLEMENTS_DATABASE_URL", "mysql://localhost/x")
+    assert main(["load", str(DEMO_TENANT)]) == 1
+    assert "is neither sqlite:///PATH nor postgresql://" in capsys.readouterr().err
+
+
+def test_unknown_command_exits_with_usage_error(capsys):
+    assert main(["frobnicate"]) == 2
+    assert "No such command" in capsys.readouterr().err
+
+
+def test_console_script_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "entitlements.cli", "demo-tenant"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == str(DEMO_TENANT)
+
+
+def test_settings_read_a_dotenv_file_and_the_environment_wins(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("ENTITLEMENTS_DATABASE_URL=sqlite:///from-file.db\nENTITLEMENTS_BASE_URL=http://portal.example/\n")
+    settings = Settings.from_env({"ENTITLEMENTS_BASE_URL": "https://env.example"}, env_file=env_file)
+    assert settings.database_url == "sqlite:///from-file.db"
+    assert settings.base_url == "https://env.example"
+
+
+def test_settings_refuse_an_unknown_clock():
+    with pytest.raises(ConfigurationError, match="ENTITLEMENTS_CLOCK"):
+        Settings.from_env({"ENTITLEMENTS_CLOCK": "sundial"}, env_file=None)
+
+
+def test_default_database_is_the_sqlite_file_under_var():
+    assert Settings.from_env({}, env_file=None).database_url == "sqlite:///var/entitlements.db"

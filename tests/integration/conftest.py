@@ -1,0 +1,96 @@
+"""Integration fixtures: the same cases run on SQLite and on PostgreSQL.
+
+PostgreSQL tests create a database of their own and drop it afterwards. They skip, saying why,
+when no server answers at ENTITLEMENTS_TEST_POSTGRES_URL (default
+postgresql://postgres@127.0.0.1:5432/postgres), and fail instead when REQUIRE_POSTGRES=1.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from domain.clock import ManualClock
+from entitlements.bootstrap import build_application
+from entitlements.cli import DEMO_TENANT
+from entitlements.settings import Settings
+from entitlements.tenant import load_tenant
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+SERVER_URL = os.environ.get("ENTITLEMENTS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _postgres_unavailable() -> str | None:
+    try:
+        with psycopg.connect(SERVER_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as error:
+        return f"PostgreSQL is not reachable at {SERVER_URL}: {str(error).strip().splitlines()[0]}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    reason = _postgres_unavailable()
+    if reason:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{reason} (REQUIRE_POSTGRES=1)")
+        pytest.skip(reason)
+    return SERVER_URL
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """A fresh, empty database of each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/entitlements.db"
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = f"entitlements_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(server, name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def open_app(database_url, clock):
+    """Opens (another) application on the test database; all are closed at the end."""
+    opened = []
+
+    def open_():
+        app = build_application(Settings(database_url=database_url), clock=clock)
+        opened.append(app)
+        return app
+
+    yield open_
+    for app in opened:
+        app.close()
+
+
+@pytest.fixture
+def app(open_app):
+    return open_app()
+
+
+@pytest.fixture
+def demo_app(app):
+    load_tenant(app, DEMO_TENANT)
+    return app
