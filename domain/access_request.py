@@ -376,9 +376,19 @@ class AccessRequest(Aggregate):
             raise errors.RequestNotPending(f"this request is {self.state}, not awaiting a decision", state=self.state)
         return stage
 
+    def _require_before_deadline(self, now: datetime) -> dict:
+        """Reminding or escalating a stage whose deadline passed helps nobody: it expires instead."""
+        stage = self._require_pending()
+        if now >= stage["deadline"]:
+            raise errors.RequestExpired(
+                f"stage {self.current_stage} passed its deadline ({stage['deadline'].isoformat()}); the request expires",
+                state=EXPIRED,
+            )
+        return stage
+
     def remind(self, *, now: datetime, actor: str = SYSTEM) -> list[str]:
         """Reminds the undecided approvers of the current stage; returns who was reminded."""
-        stage = self._require_pending()
+        stage = self._require_before_deadline(now)
         if stage["reminded_at"] is not None:
             raise errors.AlreadyReminded(f"stage {self.current_stage} approvers were already reminded", stage=self.current_stage)
         if stage["reminder_at"] is None:
@@ -396,7 +406,7 @@ class AccessRequest(Aggregate):
 
     def escalate(self, *, now: datetime, actor: str = SYSTEM) -> None:
         """Forwards the current stage to its alternate approvers."""
-        stage = self._require_pending()
+        stage = self._require_before_deadline(now)
         if not stage["escalation_enabled"]:
             raise errors.EscalationNotEnabled(f"stage {self.current_stage} has no escalation", stage=self.current_stage)
         if stage["escalated_at"] is not None:
@@ -432,6 +442,13 @@ class AccessRequest(Aggregate):
         if not self.is_open:
             raise errors.RequestNotPending(f"this request is {self.state}; only a pending request can be cancelled", state=self.state)
         self.trigger_event(self.Cancelled, reason=(reason or "").strip() or None, actor=actor, timestamp=now)
+
+    def withdraw(self, *, reason: str, now: datetime) -> None:
+        """The system ends a pending request that can no longer succeed (an extension of access
+        that ended or was removed meanwhile); recorded as a cancellation by ``system``."""
+        if not self.is_open:
+            raise errors.RequestNotPending(f"this request is {self.state}, not pending", state=self.state)
+        self.trigger_event(self.Cancelled, reason=reason, actor=SYSTEM, timestamp=now)
 
     def revoke(self, *, actor: str, reason: str | None, now: datetime) -> None:
         """The approver who approved undoes the approval."""

@@ -164,6 +164,16 @@ class EntitlementsApplication(Application):
         error = errors.UnknownAssignment(f"no assignment {assignment_id}", assignment_id=str(assignment_id))
         return self._load(Assignment, self._uuid(assignment_id, error), error)
 
+    def request_and_assignment(self, request_id: str | UUID) -> tuple[AccessRequest, Assignment]:
+        """A request and its assignment, as one consistent pair.
+
+        Commands write the two together, so the request is read again after its assignment: a
+        request read later is at least as new, and a fresh assignment is never paired with a
+        stale request (which would, for instance, start a second delivery)."""
+        request = self.request(request_id)
+        assignment = self.assignment(request.assignment_id)
+        return self.request(request.id), assignment
+
     def find_assignment(self, user_id: str, package_id: str) -> Assignment | None:
         return self._find(Assignment, Assignment.id_for(user_id, package_id))
 
@@ -480,8 +490,7 @@ class EntitlementsApplication(Application):
 
         def attempt() -> tuple[AccessRequest, Assignment, int | None, bool]:
             now = self.clock.now()
-            request = self.request(request_id)
-            assignment = self.assignment(request.assignment_id)
+            request, assignment = self.request_and_assignment(request_id)
             if request.is_overdue(now) and request.can_decide_now(approver_id):
                 # The deadline passed before anyone decided: record the expiry the scheduler
                 # would have recorded, then refuse the decision.
@@ -538,7 +547,8 @@ class EntitlementsApplication(Application):
 
     def _finish(self, request: AccessRequest, assignment: Assignment, position: int | None) -> Receipt:
         """Runs delivery if the command started it, and answers the request's receipt."""
-        if assignment.state == "delivering" and assignment.request_id == str(request.id):
+        starts_now = assignment.start is None or assignment.start <= self.clock.now()
+        if assignment.state == "delivering" and assignment.request_id == str(request.id) and starts_now:
             delivery = self.deliver(assignment.id)
             if delivery.position is not None:
                 position = delivery.position
@@ -550,8 +560,7 @@ class EntitlementsApplication(Application):
     def _on_request(self, request_id: str | UUID, change: Callable[[AccessRequest, datetime], None]) -> Receipt:
         def attempt() -> tuple[AccessRequest, Assignment, int | None]:
             now = self.clock.now()
-            request = self.request(request_id)
-            assignment = self.assignment(request.assignment_id)
+            request, assignment = self.request_and_assignment(request_id)
             change(request, now)
             self._after_decision(request, assignment, None, now=now)
             return request, assignment, self._save(request, assignment)
@@ -580,13 +589,15 @@ class EntitlementsApplication(Application):
 
         def attempt() -> tuple[AccessRequest, Assignment, int | None]:
             now = self.clock.now()
-            request = self.request(request_id)
-            assignment = self.assignment(request.assignment_id)
+            request, assignment = self.request_and_assignment(request_id)
             request.revoke(actor=approver_id, reason=reason, now=now)
             changed: list[Aggregate] = [request, assignment]
             if assignment.grants_from(str(request.id)):
                 changed += self._withdraw_resources(assignment, now=now)
                 assignment.remove(reason=reason, request_id=str(request.id), actor=approver_id, now=now)
+                changed += self._end_open_extension(
+                    assignment, reason="access was revoked before the extension was decided", now=now
+                )
             return request, assignment, self._save(*changed)
 
         request, assignment, position = self._retrying(attempt)
@@ -600,7 +611,8 @@ class EntitlementsApplication(Application):
         def attempt() -> tuple[Assignment, int | None]:
             now = self.clock.now()
             assignment = self.assignment(assignment_id)
-            resource = assignment._resource(resource_id)
+            assignment.check_started(now)
+            resource = assignment.resource(resource_id)
             kind = self.resource_kinds.get(resource["kind"])
             changed: Sequence[Aggregate] = []
             try:
@@ -621,8 +633,10 @@ class EntitlementsApplication(Application):
     def deliver(self, assignment_id: str | UUID) -> Receipt:
         """Grants every resource not yet delivered, then records Delivered or Partially Delivered.
 
-        Safe to run again: after a crash, or to retry the resources that failed."""
+        Safe to run again: after a crash, or to retry the resources that failed. Access requested
+        to start later is refused with ``NotYetDue`` until its start."""
         assignment = self.assignment(assignment_id)
+        assignment.check_started(self.clock.now())
         position = None
         for resource in assignment.pending_resources():
             receipt = self.deliver_resource(assignment.id, resource["id"])
@@ -635,6 +649,18 @@ class EntitlementsApplication(Application):
 
         assignment, completed_at = self._retrying(complete)
         return Receipt(id=str(assignment.id), state=assignment.state, position=completed_at or position)
+
+    def _end_open_extension(self, assignment: Assignment, *, reason: str, now: datetime) -> list[Aggregate]:
+        """An extension still pending when access ends can no longer succeed: it is withdrawn, so
+        the user may request the package again."""
+        if assignment.open_request_id is None:
+            return []
+        request = self.request(assignment.open_request_id)
+        if request.request_type != USER_EXTEND or not request.is_open:
+            return []
+        request.withdraw(reason=reason, now=now)
+        assignment.close_request(request_id=str(request.id), outcome=request.state, actor=SYSTEM, now=now)
+        return [request]
 
     def _withdraw_resources(self, assignment: Assignment, *, now: datetime) -> list[Aggregate]:
         changed: list[Aggregate] = []
@@ -676,7 +702,8 @@ class EntitlementsApplication(Application):
 
         def change(assignment: Assignment, now: datetime) -> list[Aggregate]:
             assignment.expire(now=now)
-            return self._withdraw_resources(assignment, now=now)
+            ended = self._end_open_extension(assignment, reason="access ended before the extension was decided", now=now)
+            return ended + self._withdraw_resources(assignment, now=now)
 
         return self._on_assignment(assignment_id, change)
 
@@ -687,6 +714,7 @@ class EntitlementsApplication(Application):
             self._administrator(admin_id)
             withdrawn = self._withdraw_resources(assignment, now=now) if assignment.is_active else []
             assignment.remove(reason=(reason or "").strip() or None, request_id=None, actor=admin_id, now=now)
-            return withdrawn
+            ended = self._end_open_extension(assignment, reason="access was removed before the extension was decided", now=now)
+            return ended + withdrawn
 
         return self._on_assignment(assignment_id, change)

@@ -62,6 +62,7 @@ class Assignment(Aggregate):
 
         def apply(self, assignment: "Assignment") -> None:
             assignment.state = DELIVERING
+            assignment.delivery_state = DELIVERING
             assignment.request_id = self.request_id
             assignment.policy_id = self.policy_id
             assignment.resources = [dict(r) for r in self.resources]
@@ -100,14 +101,18 @@ class Assignment(Aggregate):
         actor: str
 
         def apply(self, assignment: "Assignment") -> None:
-            assignment.state = DELIVERED
+            assignment.delivery_state = DELIVERED
+            if assignment.state in (DELIVERING, PARTIALLY_DELIVERED):
+                assignment.state = DELIVERED
 
     class PartiallyDelivered(Aggregate.Event):
         failed_resources: list
         actor: str
 
         def apply(self, assignment: "Assignment") -> None:
-            assignment.state = PARTIALLY_DELIVERED
+            assignment.delivery_state = PARTIALLY_DELIVERED
+            if assignment.state == DELIVERING:
+                assignment.state = PARTIALLY_DELIVERED
 
     class Extended(Aggregate.Event):
         request_id: str
@@ -149,6 +154,9 @@ class Assignment(Aggregate):
         self.access_package_id = access_package_id
         self.open_request_id: str | None = None
         self.state: str | None = None
+        # how far delivery got, kept apart from the state (an extended assignment may still be
+        # retrying a failed resource)
+        self.delivery_state: str | None = None
         self.request_id: str | None = None
         self.policy_id: str | None = None
         self.resources: list[dict] = []
@@ -241,10 +249,17 @@ class Assignment(Aggregate):
             timestamp=now,
         )
 
-    def _resource(self, resource_id: str) -> dict:
-        if self.state not in (DELIVERING, PARTIALLY_DELIVERED):
+    def check_started(self, now: datetime) -> None:
+        """Access requested to start later is not delivered before its start."""
+        if self.start is not None and now < self.start:
+            raise errors.NotYetDue(
+                f"access starts at {self.start.isoformat()}; it is delivered then", due_at=self.start.isoformat()
+            )
+
+    def resource(self, resource_id: str) -> dict:
+        if not self.is_active:
             raise errors.DeliveryNotInProgress(
-                f"assignment is {self.state}; nothing is being delivered", state=self.state
+                f"assignment is {self.state or 'not delivered'}; nothing is being delivered", state=self.state
             )
         for resource in self.resources:
             if resource["id"] == resource_id:
@@ -252,14 +267,14 @@ class Assignment(Aggregate):
         raise errors.UnknownResource(f"{resource_id!r} is not a resource of this assignment", resource_id=resource_id)
 
     def record_resource_delivered(self, resource_id: str, *, actor: str, now: datetime) -> bool:
-        resource = self._resource(resource_id)
+        resource = self.resource(resource_id)
         if self.resource_status[resource_id] == RESOURCE_DELIVERED:
             return False
         self.trigger_event(self.ResourceDelivered, resource_id=resource_id, kind=resource["kind"], actor=actor, timestamp=now)
         return True
 
     def record_resource_failed(self, resource_id: str, *, error: str, actor: str, now: datetime) -> None:
-        resource = self._resource(resource_id)
+        resource = self.resource(resource_id)
         attempt = self.resource_attempts.get(resource_id, 0) + 1
         self.trigger_event(
             self.ResourceFailed,
@@ -273,16 +288,20 @@ class Assignment(Aggregate):
 
     def complete_delivery(self, *, actor: str, now: datetime) -> bool:
         """Delivered when every resource is; Partially Delivered when some failed. False: no change."""
-        if self.state not in (DELIVERING, PARTIALLY_DELIVERED):
-            raise errors.DeliveryNotInProgress(f"assignment is {self.state}; nothing is being delivered", state=self.state)
+        if not self.is_active:
+            raise errors.DeliveryNotInProgress(
+                f"assignment is {self.state or 'not delivered'}; nothing is being delivered", state=self.state
+            )
         statuses = self.resource_status
         if any(status == RESOURCE_PENDING for status in statuses.values()):
             raise errors.DeliveryNotInProgress("some resources have not been attempted yet")
         failed = sorted(rid for rid, status in statuses.items() if status == RESOURCE_FAILED)
         if not failed:
+            if self.delivery_state == DELIVERED:
+                return False
             self.trigger_event(self.Delivered, actor=actor, timestamp=now)
             return True
-        if self.state == PARTIALLY_DELIVERED:
+        if self.delivery_state == PARTIALLY_DELIVERED:
             return False
         self.trigger_event(self.PartiallyDelivered, failed_resources=failed, actor=actor, timestamp=now)
         return True

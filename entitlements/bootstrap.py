@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
+import psycopg
+
 from domain.application import EntitlementsApplication
 from domain.clock import Clock, ManualClock, SystemClock
 from domain.resources import ResourceKind, default_resource_kinds
-from entitlements.persistence import database_from_url
+from entitlements.persistence import Database, database_from_url
 from entitlements.settings import ConfigurationError, Settings
+
+# Any fixed number: processes starting at once take turns creating the tables.
+SCHEMA_LOCK_KEY = 0x656E7469746C  # "entitl"
 
 
 def build_clock(settings: Settings) -> Clock:
@@ -23,12 +31,38 @@ def build_application(
 ) -> EntitlementsApplication:
     database = database_from_url(settings.database_url)
     try:
-        return EntitlementsApplication(
-            database.library_env,
-            clock=clock or build_clock(settings),
-            resource_kinds=resource_kinds if resource_kinds is not None else default_resource_kinds(),
-        )
-    except Exception as error:  # the library raises its own errors for unreachable databases
+        with _schema_lock(database):
+            return EntitlementsApplication(
+                database.library_env,
+                clock=clock or build_clock(settings),
+                resource_kinds=resource_kinds if resource_kinds is not None else default_resource_kinds(),
+            )
+    except Exception as error:  # the library and drivers raise their own errors for unusable databases
         if type(error).__module__.startswith(("eventsourcing", "psycopg", "sqlite3")):
             raise ConfigurationError(f"cannot open the database {settings.database_url}: {error}") from error
         raise
+
+
+@contextmanager
+def _schema_lock(database: Database) -> Iterator[None]:
+    """On PostgreSQL, several processes (web workers, projections) may start at once; the library
+    creates its tables on start-up, and concurrent ``CREATE OR REPLACE`` statements fail with
+    "tuple concurrently updated". An advisory lock makes them take turns."""
+    if database.is_sqlite:
+        yield
+        return
+    env = database.library_env
+    with psycopg.connect(
+        dbname=env["POSTGRES_DBNAME"],
+        host=env["POSTGRES_HOST"],
+        port=env["POSTGRES_PORT"],
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"] or None,
+        connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+        autocommit=True,
+    ) as connection:
+        connection.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))

@@ -88,16 +88,19 @@ def _decide_in_process(database_url, now, request_id, approver, barrier, results
     from entitlements.bootstrap import build_application
     from entitlements.settings import Settings
 
-    app = build_application(Settings(database_url=database_url), clock=ManualClock(now))
     try:
-        barrier.wait(timeout=60)
+        app = build_application(Settings(database_url=database_url), clock=ManualClock(now))
         try:
+            barrier.wait(timeout=300)
             app.decide(request_id=request_id, approver_id=approver, decision="approve")
             results.put((approver, "won"))
         except errors.AlreadyDecided as error:
             results.put((approver, error.details["decided_by"]))
-    finally:
-        app.close()
+        finally:
+            app.close()
+    except BaseException as error:  # report it to the test instead of dying silently
+        results.put((approver, f"failed: {error!r}"))
+        barrier.abort()
 
 
 @pytest.mark.postgres
@@ -113,9 +116,10 @@ def test_four_processes_deciding_at_once_record_exactly_one_decision(app, databa
     ]
     for process in processes:
         process.start()
-    outcomes = dict(results.get(timeout=120) for _ in processes)
+    outcomes = dict(results.get(timeout=300) for _ in processes)
     for process in processes:
         process.join(timeout=60)
+    assert not [o for o in outcomes.values() if o.startswith("failed")], outcomes
 
     winners = [a for a, outcome in outcomes.items() if outcome == "won"]
     assert len(winners) == 1

@@ -1,0 +1,261 @@
+"""Access over time: it expires at its end, the user is reminded before and may extend where the
+policy allows; an approver may revoke an approval they gave."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.unit.builders import START, WITH_WEBHOOK, FlakyWebhook, kinds_with
+from domain import errors
+
+DAY = timedelta(days=1)
+END = START + 30 * DAY  # the standard policy grants 30 days from approval (at START)
+EXTENSION_NEEDS_APPROVAL = {"extension": {"allowed": True, "approval_required": True, "reminder_before": "P7D"}}
+
+
+@pytest.fixture
+def webhook() -> FlakyWebhook:
+    return FlakyWebhook(failures=1)
+
+
+@pytest.fixture
+def resource_kinds(webhook):
+    return kinds_with(webhook)
+
+
+def extend(app, assignment_id, user_id="alice"):
+    return app.request_extension(user_id=user_id, assignment_id=assignment_id, justification="still needed")
+
+
+# --- access expiry -----------------------------------------------------------------------------
+
+
+def test_expiring_access_before_its_end_is_not_yet_due(granted, app, clock):
+    assignment_id = granted()
+    clock.set(END - timedelta(seconds=1))
+
+    with pytest.raises(errors.NotYetDue):
+        app.expire_access(assignment_id)
+
+
+def test_access_expires_at_its_end_and_withdraws_group_membership(granted, app, clock):
+    assignment_id = granted()
+    clock.set(END)
+
+    assert app.expire_access(assignment_id).state == "access_expired"
+    assert app.group_members("share") == []
+
+
+def test_expired_access_can_be_requested_again(granted, app, clock, submit):
+    assignment_id = granted()
+    clock.set(END)
+    app.expire_access(assignment_id)
+
+    assert submit().state == "pending_approval"
+
+
+# --- expiry reminder ---------------------------------------------------------------------------
+
+
+def test_expiry_reminder_before_its_time_is_not_yet_due(granted, app, clock):
+    assignment_id = granted()
+    clock.set(END - 7 * DAY - timedelta(seconds=1))
+
+    with pytest.raises(errors.NotYetDue):
+        app.remind_access_expiry(assignment_id)
+
+
+def test_expiry_reminder_is_recorded_when_due(granted, app, clock, events):
+    assignment_id = granted()
+    clock.set(END - 7 * DAY)
+
+    app.remind_access_expiry(assignment_id)
+
+    reminded = events(assignment_id)[-1]
+    assert (type(reminded).__name__, reminded.end) == ("ExpiryReminded", END)
+
+
+def test_expiry_reminder_is_sent_once_per_end_date(granted, app, clock):
+    assignment_id = granted()
+    clock.set(END - 7 * DAY)
+    app.remind_access_expiry(assignment_id)
+
+    with pytest.raises(errors.AlreadyReminded):
+        app.remind_access_expiry(assignment_id)
+
+
+def test_no_expiry_reminder_where_the_policy_allows_no_extension(granted, app, clock):
+    assignment_id = granted(policy={"extension": {"allowed": False}})
+    clock.set(END - 7 * DAY)
+
+    with pytest.raises(errors.ExtensionNotAllowed):
+        app.remind_access_expiry(assignment_id)
+
+
+def test_extended_access_is_reminded_again_before_its_new_end(granted, app, clock):
+    assignment_id = granted()
+    clock.set(END - 7 * DAY)
+    app.remind_access_expiry(assignment_id)
+    extend(app, assignment_id)
+    clock.set(END + 30 * DAY - 7 * DAY)
+
+    app.remind_access_expiry(assignment_id)
+
+    assert app.assignment(assignment_id).expiry_reminded_for == END + 30 * DAY
+
+
+# --- extension ---------------------------------------------------------------------------------
+
+
+def test_extension_without_approval_moves_the_end_at_once(granted, app, clock):
+    assignment_id = granted()
+    clock.set(END - 5 * DAY)
+
+    receipt = extend(app, assignment_id)
+
+    assert receipt.state == "access_extended"
+    assert app.assignment(assignment_id).end == END + 30 * DAY
+
+
+def test_extension_requiring_approval_waits_for_the_approver(granted, app, clock):
+    assignment_id = granted(policy=EXTENSION_NEEDS_APPROVAL)
+    clock.set(END - 5 * DAY)
+
+    receipt = extend(app, assignment_id)
+
+    assert (receipt.state, app.request(receipt.id).request_type) == ("pending_approval", "user_extend")
+    assert app.assignment(assignment_id).end == END
+
+
+def test_approved_extension_moves_the_end(granted, app, clock):
+    assignment_id = granted(policy=EXTENSION_NEEDS_APPROVAL)
+    clock.set(END - 5 * DAY)
+    receipt = extend(app, assignment_id)
+
+    answer = app.decide(request_id=receipt.id, approver_id="carol", decision="approve")
+
+    assert answer.state == "access_extended"
+    assert app.assignment(assignment_id).end == END + 30 * DAY
+
+
+def test_extended_access_does_not_expire_at_its_old_end(granted, app, clock):
+    assignment_id = granted()
+    extend(app, assignment_id)
+    clock.set(END)
+
+    with pytest.raises(errors.NotYetDue):
+        app.expire_access(assignment_id)
+
+
+def test_extension_is_refused_once_access_has_ended(granted, app, clock):
+    assignment_id = granted()
+    clock.set(END)
+    app.expire_access(assignment_id)
+
+    with pytest.raises(errors.AccessNotActive):
+        extend(app, assignment_id)
+
+
+def test_extension_is_refused_where_the_policy_allows_none(granted, app):
+    assignment_id = granted(policy={"extension": {"allowed": False}})
+
+    with pytest.raises(errors.ExtensionNotAllowed):
+        extend(app, assignment_id)
+
+
+def test_access_ending_on_a_fixed_date_cannot_be_extended(granted, app):
+    assignment_id = granted(policy={"expiration": {"on": "2026-06-30"}})
+
+    with pytest.raises(errors.ExtensionNotAllowed):
+        extend(app, assignment_id)
+
+
+def test_only_the_holder_may_ask_to_extend(granted, app):
+    assignment_id = granted()
+
+    with pytest.raises(errors.NotTheAssignee):
+        extend(app, assignment_id, user_id="mike")
+
+
+def test_access_can_be_requested_again_after_it_expired_with_an_extension_pending(granted, app, clock, submit):
+    assignment_id = granted(policy=EXTENSION_NEEDS_APPROVAL)
+    clock.set(END - 2 * DAY)
+    extend(app, assignment_id)
+    clock.set(END)
+    app.expire_access(assignment_id)
+
+    assert submit().state == "pending_approval"
+
+
+def test_pending_extension_is_withdrawn_by_the_system_when_access_expires(granted, app, clock):
+    assignment_id = granted(policy=EXTENSION_NEEDS_APPROVAL)
+    clock.set(END - 2 * DAY)
+    extension = extend(app, assignment_id)
+    clock.set(END)
+
+    app.expire_access(assignment_id)
+
+    events = list(app.events.get(app.request(extension.id).id))
+    assert (app.request(extension.id).state, events[-1].actor) == ("cancelled", "system")
+
+
+def test_pending_extension_is_withdrawn_when_an_administrator_removes_access(granted, app, clock):
+    assignment_id = granted(policy=EXTENSION_NEEDS_APPROVAL)
+    clock.set(END - 2 * DAY)
+    extension = extend(app, assignment_id)
+
+    app.remove_access(assignment_id=assignment_id, admin_id="ada", reason="left the company")
+
+    assert app.request(extension.id).state == "cancelled"
+    assert app.assignment(assignment_id).open_request_id is None
+
+
+def test_failed_resource_can_still_be_retried_after_an_extension(granted, app):
+    assignment_id = granted(package=WITH_WEBHOOK)
+    assert app.assignment(assignment_id).state == "partially_delivered"
+    extend(app, assignment_id)
+
+    app.deliver(assignment_id)
+
+    assert app.assignment(assignment_id).resource_status["crm"] == "delivered"
+
+
+# --- revocation --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def approved_by_bob(tenant, submit, approve):
+    tenant()
+    receipt = submit()
+    approve(receipt.id, "bob")
+    return receipt.id
+
+
+def test_approver_who_approved_can_revoke_and_the_access_is_removed(approved_by_bob, app):
+    receipt = app.revoke_approval(request_id=approved_by_bob, approver_id="bob", reason="approved by mistake")
+
+    assert (receipt.state, app.find_assignment("alice", "pkg").state) == ("revoked", "removed")
+    assert app.group_members("share") == []
+
+
+def test_revocation_by_someone_who_did_not_approve_is_refused(approved_by_bob, app):
+    with pytest.raises(errors.NotTheApprover) as refused:
+        app.revoke_approval(request_id=approved_by_bob, approver_id="carol", reason="no")
+
+    assert refused.value.details["approved_by"] == ["bob"]
+
+
+def test_revocation_without_a_reason_is_refused(approved_by_bob, app):
+    with pytest.raises(errors.ReasonRequired):
+        app.revoke_approval(request_id=approved_by_bob, approver_id="bob", reason=" ")
+
+
+def test_request_that_was_not_approved_cannot_be_revoked(tenant, submit, app):
+    tenant()
+    receipt = submit()
+    app.decide(request_id=receipt.id, approver_id="bob", decision="deny", reason="no")
+
+    with pytest.raises(errors.NotRevocable):
+        app.revoke_approval(request_id=receipt.id, approver_id="bob", reason="undo")
