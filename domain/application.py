@@ -25,7 +25,6 @@ from domain.access_package import AccessPackage
 from domain.access_request import (
     ADMIN_ADD,
     APPROVED,
-    DENIED,
     EXPIRED,
     SYSTEM,
     USER_ADD,
@@ -269,26 +268,20 @@ class EntitlementsApplication(Application):
                     f"{target.key} already holds {package.key}", assignment_id=str(assignment.id)
                 )
             stages = self._resolve_stages(policy, requestor=requestor, target=target)
-            request = AccessRequest.submit(
+            return self._open_request(
                 request_type=USER_ADD,
-                requestor_id=requestor.key,
-                target_user_id=target.key,
-                access_package_id=package.key,
-                catalog_id=catalog.key,
-                policy_id=policy.key,
-                policy_version=policy.version,
-                assignment_id=str(assignment.id),
-                justification=(justification or "").strip() or None,
-                answers=dict(answers or {}),
+                requestor=requestor,
+                target=target,
+                package=package,
+                policy=policy,
+                assignment=assignment,
+                stages=stages,
+                justification=justification,
+                answers=answers,
                 start=start,
                 end=end,
-                stages=stages,
-                notifications_enabled=package.notifications_enabled,
                 now=now,
             )
-            assignment.open_request(request_id=str(request.id), request_type=USER_ADD, actor=requestor.key, now=now)
-            self._after_decision(request, assignment, policy, now=now)
-            return request, assignment, self._save(request, assignment)
 
         request, assignment, position = self._retrying(attempt)
         return self._finish(request, assignment, position)
@@ -325,26 +318,19 @@ class EntitlementsApplication(Application):
             assignment = self._assignment_for(target.key, package.key, actor=admin.key, now=now)
             if assignment.is_active:
                 raise errors.AlreadyAssigned(f"{target.key} already holds {package.key}", assignment_id=str(assignment.id))
-            request = AccessRequest.submit(
+            return self._open_request(
                 request_type=ADMIN_ADD,
-                requestor_id=admin.key,
-                target_user_id=target.key,
-                access_package_id=package.key,
-                catalog_id=package.catalog_id,
-                policy_id=policy.key,
-                policy_version=policy.version,
-                assignment_id=str(assignment.id),
-                justification=(justification or "").strip() or None,
-                answers={},
+                requestor=admin,
+                target=target,
+                package=package,
+                policy=policy,
+                assignment=assignment,
+                stages=[],
+                justification=justification,
                 start=start,
                 end=end,
-                stages=[],
-                notifications_enabled=package.notifications_enabled,
                 now=now,
             )
-            assignment.open_request(request_id=str(request.id), request_type=ADMIN_ADD, actor=admin.key, now=now)
-            self._after_decision(request, assignment, policy, now=now)
-            return request, assignment, self._save(request, assignment)
 
         request, assignment, position = self._retrying(attempt)
         return self._finish(request, assignment, position)
@@ -372,29 +358,59 @@ class EntitlementsApplication(Application):
             stages = []
             if policy.extension.get("approval_required", False):
                 stages = self._resolve_stages(policy, requestor=user, target=user)
-            request = AccessRequest.submit(
+            return self._open_request(
                 request_type=USER_EXTEND,
-                requestor_id=user.key,
-                target_user_id=user.key,
-                access_package_id=package.key,
-                catalog_id=package.catalog_id,
-                policy_id=policy.key,
-                policy_version=policy.version,
-                assignment_id=str(assignment.id),
-                justification=(justification or "").strip() or None,
-                answers={},
-                start=None,
-                end=None,
+                requestor=user,
+                target=user,
+                package=package,
+                policy=policy,
+                assignment=assignment,
                 stages=stages,
-                notifications_enabled=package.notifications_enabled,
+                justification=justification,
                 now=now,
             )
-            assignment.open_request(request_id=str(request.id), request_type=USER_EXTEND, actor=user.key, now=now)
-            self._after_decision(request, assignment, policy, now=now)
-            return request, assignment, self._save(request, assignment)
 
         request, assignment, position = self._retrying(attempt)
         return self._finish(request, assignment, position)
+
+    def _open_request(
+        self,
+        *,
+        request_type: str,
+        requestor: User,
+        target: User,
+        package: AccessPackage,
+        policy: AssignmentPolicy,
+        assignment: Assignment,
+        stages: list[dict],
+        justification: str | None,
+        answers: dict[str, Any] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        now: datetime,
+    ) -> tuple[AccessRequest, Assignment, int | None]:
+        """Records a new request and its claim on the assignment, in one transaction; a request
+        needing no approval is approved (and its delivery started) in the same transaction."""
+        request = AccessRequest.submit(
+            request_type=request_type,
+            requestor_id=requestor.key,
+            target_user_id=target.key,
+            access_package_id=package.key,
+            catalog_id=package.catalog_id,
+            policy_id=policy.key,
+            policy_version=policy.version,
+            assignment_id=str(assignment.id),
+            justification=(justification or "").strip() or None,
+            answers=dict(answers or {}),
+            start=start,
+            end=end,
+            stages=stages,
+            notifications_enabled=package.notifications_enabled,
+            now=now,
+        )
+        assignment.open_request(request_id=str(request.id), request_type=request_type, actor=requestor.key, now=now)
+        self._after_decision(request, assignment, now=now)
+        return request, assignment, self._save(request, assignment)
 
     def _policy_for_request(self, package: AccessPackage, policy_id: str | None, target: User) -> AssignmentPolicy:
         policies = self.policies_of(package)
@@ -495,12 +511,11 @@ class EntitlementsApplication(Application):
                 # The deadline passed before anyone decided: record the expiry the scheduler
                 # would have recorded, then refuse the decision.
                 request.expire(now=now)
-                self._after_decision(request, assignment, None, now=now)
+                self._after_decision(request, assignment, now=now)
                 return request, assignment, self._save(request, assignment), True
             self.user(approver_id)
             request.decide(approver_id=approver_id, decision=decision, reason=reason, now=now)
-            policy = self.policy(request.policy_id) if request.state == APPROVED else None
-            self._after_decision(request, assignment, policy, now=now)
+            self._after_decision(request, assignment, now=now)
             return request, assignment, self._save(request, assignment), False
 
         request, assignment, position, expired = self._retrying(attempt)
@@ -512,9 +527,7 @@ class EntitlementsApplication(Application):
             )
         return self._finish(request, assignment, position)
 
-    def _after_decision(
-        self, request: AccessRequest, assignment: Assignment, policy: AssignmentPolicy | None, *, now: datetime
-    ) -> None:
+    def _after_decision(self, request: AccessRequest, assignment: Assignment, *, now: datetime) -> None:
         """Applies a request's outcome to its assignment: close the open request, and on approval
         start delivery (or move the end date, for an extension)."""
         if request.is_open:
@@ -522,7 +535,7 @@ class EntitlementsApplication(Application):
         assignment.close_request(request_id=str(request.id), outcome=request.state, actor=SYSTEM, now=now)
         if request.state != APPROVED:
             return
-        assert policy is not None
+        policy = self.policy(request.policy_id)
         if request.request_type == USER_EXTEND:
             assignment.extend(
                 request_id=str(request.id),
@@ -562,7 +575,7 @@ class EntitlementsApplication(Application):
             now = self.clock.now()
             request, assignment = self.request_and_assignment(request_id)
             change(request, now)
-            self._after_decision(request, assignment, None, now=now)
+            self._after_decision(request, assignment, now=now)
             return request, assignment, self._save(request, assignment)
 
         request, assignment, position = self._retrying(attempt)

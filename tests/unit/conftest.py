@@ -8,7 +8,7 @@ from uuid import UUID
 
 import pytest
 
-from tests.unit.builders import START, standard_items
+from tests.unit.builders import START, FlakyWebhook, kinds_with, standard_items
 from domain.application import EntitlementsApplication, Receipt
 from domain.clock import ManualClock
 from domain.resources import ResourceKind
@@ -20,9 +20,15 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def resource_kinds() -> dict[str, ResourceKind] | None:
-    """Override in a test module to give the application other resource kinds."""
-    return None
+def webhook() -> FlakyWebhook:
+    """The fake outside system behind resources of kind ``webhook``: down for its first grant."""
+    return FlakyWebhook(failures=1)
+
+
+@pytest.fixture
+def resource_kinds(webhook) -> dict[str, ResourceKind]:
+    """Group membership, and the fake webhook; override in a test module for other kinds."""
+    return kinds_with(webhook)
 
 
 @pytest.fixture

@@ -8,21 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from tests.unit.builders import NO_APPROVAL, START, WITH_WEBHOOK, FlakyWebhook, kinds_with
+from tests.unit.builders import NO_APPROVAL, START, WITH_WEBHOOK
 from domain import errors
 
 TWO_GROUPS = {"resources": [{"id": "share", "kind": "group"}, {"id": "wiki", "kind": "group"}]}
 EXTRA_GROUPS = {"wiki": {"members": []}}
-
-
-@pytest.fixture
-def webhook() -> FlakyWebhook:
-    return FlakyWebhook(failures=1)
-
-
-@pytest.fixture
-def resource_kinds(webhook):
-    return kinds_with(webhook)
 
 
 def auto_approved(**overrides):

@@ -8,21 +8,11 @@ from typing import Callable
 
 import pytest
 
-from tests.unit.builders import WITH_WEBHOOK, FlakyWebhook, escalation, kinds_with, stage
+from tests.unit.builders import WITH_WEBHOOK, escalation, stage
 from domain.group import Group
 
 DAY = timedelta(days=1)
 SHARE = Group.id_for("share")
-
-
-@pytest.fixture
-def webhook() -> FlakyWebhook:
-    return FlakyWebhook(failures=1)
-
-
-@pytest.fixture
-def resource_kinds(webhook):
-    return kinds_with(webhook)
 
 
 @pytest.fixture

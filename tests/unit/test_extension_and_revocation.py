@@ -7,22 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from tests.unit.builders import START, WITH_WEBHOOK, FlakyWebhook, kinds_with
+from tests.unit.builders import START, WITH_WEBHOOK
 from domain import errors
 
 DAY = timedelta(days=1)
 END = START + 30 * DAY  # the standard policy grants 30 days from approval (at START)
 EXTENSION_NEEDS_APPROVAL = {"extension": {"allowed": True, "approval_required": True, "reminder_before": "P7D"}}
-
-
-@pytest.fixture
-def webhook() -> FlakyWebhook:
-    return FlakyWebhook(failures=1)
-
-
-@pytest.fixture
-def resource_kinds(webhook):
-    return kinds_with(webhook)
 
 
 def extend(app, assignment_id, user_id="alice"):
