@@ -44,6 +44,7 @@ class AccessRequest(Aggregate):
         policy_version: int
         assignment_id: str
         justification: str | None
+        questions: list
         answers: dict
         start: datetime | None
         end: datetime | None
@@ -154,6 +155,7 @@ class AccessRequest(Aggregate):
         policy_version: int,
         assignment_id: str,
         justification: str | None,
+        questions: list,
         answers: dict,
         start: datetime | None,
         end: datetime | None,
@@ -170,6 +172,7 @@ class AccessRequest(Aggregate):
         self.policy_version = policy_version
         self.assignment_id = assignment_id
         self.justification = justification
+        self.questions = questions  # [{id, text}] as asked, so answers read on their own
         self.answers = answers
         self.start = start
         self.end = end
@@ -212,6 +215,7 @@ class AccessRequest(Aggregate):
         policy_version: int,
         assignment_id: str,
         justification: str | None,
+        questions: list,
         answers: dict,
         start: datetime | None,
         end: datetime | None,
@@ -232,6 +236,7 @@ class AccessRequest(Aggregate):
             policy_version=policy_version,
             assignment_id=assignment_id,
             justification=justification,
+            questions=questions,
             answers=answers,
             start=start,
             end=end,
@@ -269,6 +274,17 @@ class AccessRequest(Aggregate):
     def deadline(self) -> datetime | None:
         stage = self.stage
         return stage["deadline"] if stage else None
+
+    def escalation_due(self, now: datetime) -> bool:
+        """Escalation is enabled for the current stage, its time has come and it is not recorded."""
+        stage = self.stage
+        return bool(
+            stage
+            and stage["escalation_enabled"]
+            and stage["escalated_at"] is None
+            and stage["escalation_at"] is not None
+            and now >= stage["escalation_at"]
+        )
 
     def is_overdue(self, now: datetime) -> bool:
         deadline = self.deadline
@@ -317,6 +333,8 @@ class AccessRequest(Aggregate):
                 "this request expired: nobody decided before its deadline, so it can no longer be decided",
                 state=self.state,
             )
+        if self.state == CANCELLED:
+            raise errors.RequestNotPending("this request was cancelled; it can no longer be decided", state=self.state)
         if user_id in (self.requestor_id, self.target_user_id):
             raise errors.SelfApprovalForbidden(
                 "nobody may decide a request they made or that is for them", user_id=user_id
@@ -387,7 +405,7 @@ class AccessRequest(Aggregate):
         return stage
 
     def remind(self, *, now: datetime, actor: str = SYSTEM) -> list[str]:
-        """Reminds the undecided approvers of the current stage; returns who was reminded."""
+        """Reminds the current stage's primary approvers; returns who was reminded."""
         stage = self._require_before_deadline(now)
         if stage["reminded_at"] is not None:
             raise errors.AlreadyReminded(f"stage {self.current_stage} approvers were already reminded", stage=self.current_stage)
@@ -398,9 +416,7 @@ class AccessRequest(Aggregate):
                 f"the reminder of stage {self.current_stage} is due at {stage['reminder_at'].isoformat()}",
                 due_at=stage["reminder_at"].isoformat(),
             )
-        approvers = list(stage["approvers"])
-        if stage["escalated_at"] is not None:
-            approvers += stage["alternate_approvers"]
+        approvers = list(stage["approvers"])  # the primary approvers (emails #3/#5, #12/#14)
         self.trigger_event(self.ApproverReminded, stage=self.current_stage, approvers=approvers, actor=actor, timestamp=now)
         return approvers
 

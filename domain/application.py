@@ -11,12 +11,15 @@ race reloads and re-checks, so it gets the rule's answer (``AlreadyDecided``,
 from __future__ import annotations
 
 import logging
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.utils import Environment
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 
@@ -45,7 +48,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ADMIN = "admin"
-AUDITOR = "auditor"
 MAX_ATTEMPTS = 25
 
 
@@ -65,11 +67,10 @@ def request_state(request: AccessRequest, assignment: Assignment | None) -> str:
     expired)."""
     if request.state != APPROVED or assignment is None:
         return request.state
-    if request.request_type == USER_EXTEND:
-        granted = str(request.id) in assignment.extension_request_ids
-    else:
-        granted = assignment.request_id == str(request.id)
-    return (assignment.state or APPROVED) if granted else APPROVED
+    request_id = str(request.id)
+    if request_id == assignment.request_id or request_id in assignment.extension_request_ids:
+        return assignment.state or APPROVED
+    return assignment.past_grants.get(request_id, APPROVED)
 
 
 class EntitlementsApplication(Application):
@@ -87,16 +88,24 @@ class EntitlementsApplication(Application):
         super().__init__(env)
         self.clock = clock or SystemClock()
         self.resource_kinds = resource_kinds if resource_kinds is not None else default_resource_kinds()
+        self._random = random.Random()
 
     # --- plumbing ----------------------------------------------------------------------------
 
+    def construct_env(self, name: str, env: dict[str, str] | None = None) -> Environment:
+        """Only the settings given: the library would also read ``os.environ``, where a stray
+        ``ENTITLEMENTS_SQLITE_DBNAME`` or ``PERSISTENCE_MODULE`` would silently pick another store
+        than ``ENTITLEMENTS_DATABASE_URL`` names."""
+        return Environment(name, dict(env or {}))
+
     def _retrying(self, attempt: Callable[[], T]) -> T:
-        """Runs ``attempt`` again when another writer changed one of its aggregates first."""
-        for _ in range(MAX_ATTEMPTS):
+        """Runs ``attempt`` again when another writer changed one of its aggregates first, after a
+        short random pause that grows with each try, so that many writers do not collide again."""
+        for tries in range(MAX_ATTEMPTS):
             try:
                 return attempt()
             except RecordConflictError:
-                continue
+                time.sleep(self._random.uniform(0, 0.002 * (tries + 1)))
         raise errors.ConcurrentModification("others kept changing the same records; try again")
 
     def _save(self, *aggregates: Aggregate | None) -> int | None:
@@ -112,7 +121,7 @@ class EntitlementsApplication(Application):
             raise error
         return aggregate
 
-    def _find(self, cls: type[T], aggregate_id: UUID) -> T | None:
+    def find(self, cls: type[T], aggregate_id: UUID) -> T | None:
         try:
             aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
@@ -148,6 +157,14 @@ class EntitlementsApplication(Application):
             errors.UnknownAccessPackage(f"no access package {package_id!r}", access_package_id=package_id),
         )
 
+    def policy_version(self, policy_id: str, version: int) -> AssignmentPolicy:
+        """The policy as it was at ``version``: decisions follow the version a request was made under."""
+        try:
+            policy = self.repository.get(AssignmentPolicy.id_for(policy_id), version=version)
+        except AggregateNotFoundError:
+            raise errors.UnknownPolicy(f"no policy {policy_id!r} at version {version}", policy_id=policy_id) from None
+        return policy
+
     def policy(self, policy_id: str) -> AssignmentPolicy:
         return self._load(
             AssignmentPolicy,
@@ -174,11 +191,11 @@ class EntitlementsApplication(Application):
         return self.request(request.id), assignment
 
     def find_assignment(self, user_id: str, package_id: str) -> Assignment | None:
-        return self._find(Assignment, Assignment.id_for(user_id, package_id))
+        return self.find(Assignment, Assignment.id_for(user_id, package_id))
 
     def request_state(self, request_id: str | UUID) -> str:
         request = self.request(request_id)
-        return request_state(request, self._find(Assignment, UUID(request.assignment_id)))
+        return request_state(request, self.find(Assignment, UUID(request.assignment_id)))
 
     def group_members(self, group_id: str, at: datetime | None = None) -> list[str]:
         """Who is in ``group_id`` now, or at the moment ``at`` (replaying the group's events)."""
@@ -210,7 +227,7 @@ class EntitlementsApplication(Application):
             changed: list[Aggregate] = []
             names: list[str] = []
             for cls, key, settings in items:
-                existing = self._find(cls, cls.id_for(key))
+                existing = self.find(cls, cls.id_for(key))
                 if existing is None:
                     changed.append(cls.register(key, settings, actor=actor, now=now))
                     names.append(f"{cls.KIND}:{key}")
@@ -261,6 +278,11 @@ class EntitlementsApplication(Application):
                 raise errors.JustificationRequired(f"policy {policy.key!r} requires a business justification")
             policy.check_answers(answers or {})
             self._check_schedule(start, end, now)
+            granted_end = access_end(policy.expiration, start or now, end)
+            if granted_end is not None and granted_end <= (start or now):
+                raise errors.InvalidSchedule(
+                    f"access under policy {policy.key!r} would already have ended ({granted_end.isoformat()})", field="end"
+                )
             self._check_compatible(package, target.key)
             assignment = self._assignment_for(target.key, package.key, actor=requestor.key, now=now)
             if assignment.is_active:
@@ -357,7 +379,7 @@ class EntitlementsApplication(Application):
             package = self.access_package(assignment.access_package_id)
             stages = []
             if policy.extension.get("approval_required", False):
-                stages = self._resolve_stages(policy, requestor=user, target=user)
+                stages = self._resolve_stages(policy, requestor=user, target=user, stages=policy.approval_stages)
             return self._open_request(
                 request_type=USER_EXTEND,
                 requestor=user,
@@ -401,6 +423,7 @@ class EntitlementsApplication(Application):
             policy_version=policy.version,
             assignment_id=str(assignment.id),
             justification=(justification or "").strip() or None,
+            questions=[{"id": q["id"], "text": q.get("text", "")} for q in policy.questions] if request_type == USER_ADD else [],
             answers=dict(answers or {}),
             start=start,
             end=end,
@@ -424,7 +447,7 @@ class EntitlementsApplication(Application):
         accepting = [p for p in candidates if p.accepts_requests()]
         if not accepting:
             raise errors.RequestsNotAccepted(
-                f"access package {package.key!r} takes no requests; an administrator assigns it",
+                f"access package {package.key!r} has no policy that accepts requests; only an administrator can assign it",
                 access_package_id=package.key,
             )
         for policy in accepting:
@@ -436,7 +459,7 @@ class EntitlementsApplication(Application):
 
     def _member_check(self, user_id: str) -> Callable[[str], bool]:
         def is_in_group(group_id: str) -> bool:
-            group = self._find(Group, Group.id_for(group_id))
+            group = self.find(Group, Group.id_for(group_id))
             return group is not None and group.has_member(user_id)
 
         return is_in_group
@@ -444,6 +467,8 @@ class EntitlementsApplication(Application):
     @staticmethod
     def _check_schedule(start: datetime | None, end: datetime | None, now: datetime) -> None:
         for name, moment in (("start", start), ("end", end)):
+            if moment is not None and not isinstance(moment, datetime):
+                raise errors.InvalidSchedule(f"{name} must be a date and time", field=name)
             if moment is not None and moment.tzinfo is None:
                 raise errors.InvalidSchedule(f"{name} must include a timezone", field=name)
         if end is not None and end <= now:
@@ -451,13 +476,21 @@ class EntitlementsApplication(Application):
         if start is not None and end is not None and end <= start:
             raise errors.InvalidSchedule("the requested end must come after the requested start", field="end")
 
-    def _check_compatible(self, package: AccessPackage, user_id: str) -> None:
+    def _check_compatible(self, package: AccessPackage, user_id: str, *, pending_counts: bool = True) -> None:
+        """The user holds (or, with ``pending_counts``, has asked for) no incompatible package and
+        is in no incompatible group. Checked at submission and again at approval."""
         for other in package.incompatible_packages:
             held = self.find_assignment(user_id, other)
             if held is not None and held.is_active:
                 raise errors.IncompatibleAccess(
                     f"{user_id} holds {other!r}, which is incompatible with {package.key!r}",
                     incompatible_package=other,
+                )
+            if pending_counts and held is not None and held.open_request_id is not None:
+                raise errors.IncompatibleAccess(
+                    f"{user_id} has a pending request for {other!r}, which is incompatible with {package.key!r}",
+                    incompatible_package=other,
+                    request_id=held.open_request_id,
                 )
         for group_id in package.incompatible_groups:
             if self._member_check(user_id)(group_id):
@@ -470,23 +503,22 @@ class EntitlementsApplication(Application):
         assignment = self.find_assignment(user_id, package_id)
         if assignment is None:
             assignment = Assignment.create(user_id=user_id, access_package_id=package_id, actor=actor, now=now)
-        if assignment.open_request_id is not None:
-            raise errors.OpenRequestExists(
-                f"{user_id} already has an open request for {package_id}", request_id=assignment.open_request_id
-            )
+        assignment.check_no_open_request()
         return assignment
 
-    def _resolve_stages(self, policy: AssignmentPolicy, *, requestor: User, target: User) -> list[dict]:
+    def _resolve_stages(
+        self, policy: AssignmentPolicy, *, requestor: User, target: User, stages: list[dict] | None = None
+    ) -> list[dict]:
         def members_of(group_id: str) -> list[str]:
-            group = self._find(Group, Group.id_for(group_id))
+            group = self.find(Group, Group.id_for(group_id))
             return group.members if group is not None else []
 
         def manager_of(user_id: str) -> str | None:
-            user = self._find(User, User.id_for(user_id))
+            user = self.find(User, User.id_for(user_id))
             return user.manager_id if user is not None else None
 
         return resolve_stages(
-            policy.stages,
+            policy.stages if stages is None else stages,
             subject_user_id=target.key,
             excluded={requestor.key, target.key},
             members_of=members_of,
@@ -507,24 +539,18 @@ class EntitlementsApplication(Application):
         def attempt() -> tuple[AccessRequest, Assignment, int | None, bool]:
             now = self.clock.now()
             request, assignment = self.request_and_assignment(request_id)
-            if request.is_overdue(now) and request.can_decide_now(approver_id):
-                # The deadline passed before anyone decided: record the expiry the scheduler
-                # would have recorded, then refuse the decision.
-                request.expire(now=now)
-                self._after_decision(request, assignment, now=now)
+            if self._expire_if_overdue(request, assignment, now=now):
                 return request, assignment, self._save(request, assignment), True
             self.user(approver_id)
+            if request.escalation_due(now):
+                request.escalate(now=now)  # recorded now if the scheduler has not yet: alternates may decide
             request.decide(approver_id=approver_id, decision=decision, reason=reason, now=now)
             self._after_decision(request, assignment, now=now)
             return request, assignment, self._save(request, assignment), False
 
         request, assignment, position, expired = self._retrying(attempt)
         if expired:
-            raise errors.RequestExpired(
-                f"this request expired at {request.progress[request.current_stage - 1]['deadline'].isoformat()};"
-                " it can no longer be decided",
-                state=EXPIRED,
-            )
+            raise self._expired_error(request)
         return self._finish(request, assignment, position)
 
     def _after_decision(self, request: AccessRequest, assignment: Assignment, *, now: datetime) -> None:
@@ -535,7 +561,7 @@ class EntitlementsApplication(Application):
         assignment.close_request(request_id=str(request.id), outcome=request.state, actor=SYSTEM, now=now)
         if request.state != APPROVED:
             return
-        policy = self.policy(request.policy_id)
+        policy = self.policy_version(request.policy_id, request.policy_version)
         if request.request_type == USER_EXTEND:
             assignment.extend(
                 request_id=str(request.id),
@@ -545,13 +571,21 @@ class EntitlementsApplication(Application):
             )
             return
         package = self.access_package(request.access_package_id)
+        self._check_compatible(package, request.target_user_id, pending_counts=False)
         start = max(request.start, now) if request.start else now
+        end = access_end(policy.expiration, start, request.end)
+        if end is not None and end <= start:
+            raise errors.InvalidSchedule(
+                f"the access asked for would already have ended ({end.isoformat()}); deny the request instead",
+                field="end",
+            )
         assignment.start_delivery(
             request_id=str(request.id),
             policy_id=policy.key,
+            policy_version=policy.version,
             resources=package.resources,
             start=start,
-            end=access_end(policy.expiration, start, request.end),
+            end=end,
             expiration=policy.expiration,
             extension=policy.extension,
             actor=SYSTEM,
@@ -562,24 +596,56 @@ class EntitlementsApplication(Application):
         """Runs delivery if the command started it, and answers the request's receipt."""
         starts_now = assignment.start is None or assignment.start <= self.clock.now()
         if assignment.state == "delivering" and assignment.request_id == str(request.id) and starts_now:
-            delivery = self.deliver(assignment.id)
-            if delivery.position is not None:
-                position = delivery.position
+            try:
+                delivery = self.deliver(assignment.id)
+            except errors.DomainError as error:
+                # The command itself is recorded; delivery is resumed by running ``deliver`` again.
+                log.warning("delivery of %s after request %s stopped: %s", assignment.id, request.id, error)
+            else:
+                position = delivery.position or position
             assignment = self.assignment(assignment.id)
         return Receipt(id=str(request.id), state=request_state(request, assignment), position=position)
 
     # --- time-driven commands on requests ----------------------------------------------------
 
-    def _on_request(self, request_id: str | UUID, change: Callable[[AccessRequest, datetime], None]) -> Receipt:
-        def attempt() -> tuple[AccessRequest, Assignment, int | None]:
+    def _on_request(
+        self, request_id: str | UUID, change: Callable[[AccessRequest, datetime], None], *, catch_up: bool = True
+    ) -> Receipt:
+        """Loads a request and its assignment, records what time has made due (``catch_up``), applies
+        ``change`` and the outcome to the assignment, and saves both in one transaction."""
+
+        def attempt() -> tuple[AccessRequest, Assignment, int | None, bool]:
             now = self.clock.now()
             request, assignment = self.request_and_assignment(request_id)
+            if catch_up and self._expire_if_overdue(request, assignment, now=now):
+                return request, assignment, self._save(request, assignment), True
             change(request, now)
             self._after_decision(request, assignment, now=now)
-            return request, assignment, self._save(request, assignment)
+            return request, assignment, self._save(request, assignment), False
 
-        request, assignment, position = self._retrying(attempt)
+        request, assignment, position, expired = self._retrying(attempt)
+        if expired:
+            raise self._expired_error(request)
         return Receipt(id=str(request.id), state=request_state(request, assignment), position=position)
+
+    def _expire_if_overdue(self, request: AccessRequest, assignment: Assignment, *, now: datetime) -> bool:
+        """Time drives requests even when no scheduler ran: a stage whose deadline passed
+        undecided is recorded as expired before anything else is done to the request."""
+        if not request.is_overdue(now):
+            return False
+        request.expire(now=now)
+        self._after_decision(request, assignment, now=now)
+        return True
+
+    @staticmethod
+    def _expired_error(request: AccessRequest) -> errors.RequestExpired:
+        deadline = request.progress[request.current_stage - 1]["deadline"]
+        return errors.RequestExpired(
+            f"this request expired at {deadline.isoformat()}: nobody decided stage {request.current_stage} in time,"
+            " so it can no longer be decided, reminded, escalated or cancelled",
+            state=EXPIRED,
+            deadline=deadline.isoformat(),
+        )
 
     def remind_approvers(self, request_id: str | UUID) -> Receipt:
         """Reminds the undecided approvers of the current stage (once per stage, when due)."""
@@ -591,7 +657,7 @@ class EntitlementsApplication(Application):
 
     def expire_request(self, request_id: str | UUID) -> Receipt:
         """Ends a request nobody decided before its stage's deadline."""
-        return self._on_request(request_id, lambda request, now: request.expire(now=now))
+        return self._on_request(request_id, lambda request, now: request.expire(now=now), catch_up=False)
 
     def cancel_request(self, *, request_id: str | UUID, actor_id: str, reason: str | None = None) -> Receipt:
         """The requestor withdraws a pending request."""
@@ -626,6 +692,8 @@ class EntitlementsApplication(Application):
             assignment = self.assignment(assignment_id)
             assignment.check_started(now)
             resource = assignment.resource(resource_id)
+            if assignment.resource_status[resource_id] == "delivered":
+                return assignment, None
             kind = self.resource_kinds.get(resource["kind"])
             changed: Sequence[Aggregate] = []
             try:
@@ -725,8 +793,10 @@ class EntitlementsApplication(Application):
 
         def change(assignment: Assignment, now: datetime) -> list[Aggregate]:
             self._administrator(admin_id)
+            if not (reason or "").strip():
+                raise errors.ReasonRequired("a reason is required to remove access")
             withdrawn = self._withdraw_resources(assignment, now=now) if assignment.is_active else []
-            assignment.remove(reason=(reason or "").strip() or None, request_id=None, actor=admin_id, now=now)
+            assignment.remove(reason=reason.strip(), request_id=None, actor=admin_id, now=now)
             ended = self._end_open_extension(assignment, reason="access was removed before the extension was decided", now=now)
             return ended + withdrawn
 

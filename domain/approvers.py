@@ -104,6 +104,12 @@ def resolve_stages(
                 "timeout": stage["timeout"],
                 "reminder": stage.get("reminder"),
                 "approver_justification_required": bool(stage.get("approver_justification_required", False)),
+                # the rule the sets above were resolved from, as configured in the policy
+                "configured": {
+                    "approvers": list(stage.get("approvers", [])),
+                    "fallback_approvers": list(stage.get("fallback_approvers", [])),
+                    "escalation": dict(escalation),
+                },
             }
         )
     return snapshot

@@ -53,6 +53,7 @@ class Assignment(Aggregate):
     class Delivering(Aggregate.Event):
         request_id: str
         policy_id: str
+        policy_version: int
         resources: list
         start: datetime
         end: datetime | None
@@ -61,6 +62,9 @@ class Assignment(Aggregate):
         actor: str
 
         def apply(self, assignment: "Assignment") -> None:
+            if assignment.request_id is not None:  # a new grant period: remember how the last one ended
+                for request_id in [assignment.request_id, *assignment.extension_request_ids]:
+                    assignment.past_grants[request_id] = assignment.state
             assignment.state = DELIVERING
             assignment.delivery_state = DELIVERING
             assignment.request_id = self.request_id
@@ -170,6 +174,7 @@ class Assignment(Aggregate):
         self.extension: dict = {}
         self.expiry_reminded_for: datetime | None = None
         self.extension_request_ids: list[str] = []
+        self.past_grants: dict[str, str] = {}  # request id -> the state its grant period ended in
 
     @classmethod
     def id_for(cls, user_id: str, access_package_id: str) -> UUID:
@@ -205,12 +210,16 @@ class Assignment(Aggregate):
 
     # --- the open-request guard --------------------------------------------------------------
 
-    def open_request(self, *, request_id: str, request_type: str, actor: str, now: datetime) -> None:
+    def check_no_open_request(self) -> None:
+        """At most one open request per user and package."""
         if self.open_request_id is not None:
             raise errors.OpenRequestExists(
                 f"{self.user_id} already has an open request for {self.access_package_id}",
                 request_id=self.open_request_id,
             )
+
+    def open_request(self, *, request_id: str, request_type: str, actor: str, now: datetime) -> None:
+        self.check_no_open_request()
         self.trigger_event(self.RequestOpened, request_id=request_id, request_type=request_type, actor=actor, timestamp=now)
 
     def close_request(self, *, request_id: str, outcome: str, actor: str, now: datetime) -> None:
@@ -224,6 +233,7 @@ class Assignment(Aggregate):
         *,
         request_id: str,
         policy_id: str,
+        policy_version: int,
         resources: list[dict],
         start: datetime,
         end: datetime | None,
@@ -240,6 +250,7 @@ class Assignment(Aggregate):
             self.Delivering,
             request_id=request_id,
             policy_id=policy_id,
+            policy_version=policy_version,
             resources=[{"id": r["id"], "kind": r["kind"]} for r in resources],
             start=start,
             end=end,

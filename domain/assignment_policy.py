@@ -57,6 +57,8 @@ class AssignmentPolicy(ConfigurationItem):
         return [dict(q) for q in self.settings.get("questions", [])]
 
     def check_answers(self, answers: dict[str, str]) -> None:
+        if not isinstance(answers, dict):
+            raise errors.InvalidAnswer("answers must map each question id to its answer")
         questions = {q["id"]: q for q in self.questions}
         for question_id in answers:
             if question_id not in questions:
@@ -91,10 +93,14 @@ class AssignmentPolicy(ConfigurationItem):
         return bool(self.settings.get("approval", {}).get("required", False))
 
     @property
+    def approval_stages(self) -> list[dict]:
+        """The configured stages, whether or not new requests need approval (extensions may)."""
+        return [dict(stage) for stage in self.settings.get("approval", {}).get("stages", [])]
+
+    @property
     def stages(self) -> list[dict]:
-        if not self.approval_required:
-            return []
-        return [dict(stage) for stage in self.settings["approval"].get("stages", [])]
+        """The stages a new request goes through: none when the policy needs no approval."""
+        return self.approval_stages if self.approval_required else []
 
     # --- expiry and extension ----------------------------------------------------------------
 

@@ -228,7 +228,3 @@ class InvalidSchedule(InvalidInput):
 
 class InvalidDecision(InvalidInput):
     pass
-
-
-class InvalidConfiguration(InvalidInput):
-    pass

@@ -6,6 +6,10 @@ assignment's record of the outcome. Kinds that reach outside systems (webhooks a
 connectors) do their I/O in ``grant``/``withdraw``, return no aggregates, and raise
 :class:`DeliveryFailed` when the outside system refuses or cannot be reached; the failure is
 recorded and retried.
+
+A grant is attempted again when the write that records its outcome loses a race with another
+writer (and when delivery is resumed after a crash), so a kind must be idempotent: granting what
+is already granted, or withdrawing what is already gone, succeeds and changes nothing.
 """
 
 from __future__ import annotations

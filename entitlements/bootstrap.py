@@ -9,7 +9,7 @@ import psycopg
 
 from domain.application import EntitlementsApplication
 from domain.clock import Clock, ManualClock, SystemClock
-from domain.resources import ResourceKind, default_resource_kinds
+from domain.resources import ResourceKind
 from entitlements.persistence import Database, database_from_url
 from entitlements.settings import ConfigurationError, Settings
 
@@ -35,7 +35,7 @@ def build_application(
             return EntitlementsApplication(
                 database.library_env,
                 clock=clock or build_clock(settings),
-                resource_kinds=resource_kinds if resource_kinds is not None else default_resource_kinds(),
+                resource_kinds=resource_kinds,
             )
     except Exception as error:  # the library and drivers raise their own errors for unusable databases
         if type(error).__module__.startswith(("eventsourcing", "psycopg", "sqlite3")):

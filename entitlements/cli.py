@@ -3,6 +3,7 @@ exit, never a traceback (``ENTITLEMENTS_DEBUG=1`` shows one for unexpected failu
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import click
 from domain.errors import DomainError
 from entitlements.bootstrap import build_application
 from entitlements.settings import ConfigurationError, Settings
-from entitlements.tenant import LoadResult, TenantFileError, load_tenant
+from entitlements.tenant import LOADER, LoadResult, TenantFileError, load_tenant
 
 DEMO_TENANT = Path(__file__).parent / "demo" / "tenant.yaml"
 
@@ -28,14 +29,15 @@ def cli() -> None:
 @cli.command("load")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", "-q", is_flag=True, help="Print only the one-line result.")
-def load_command(file: Path, quiet: bool) -> None:
+@click.option("--actor", help="Who the changes are recorded as (default: tenant-file:OS-USER).")
+def load_command(file: Path, quiet: bool, actor: str | None) -> None:
     """Load a tenant file (YAML or JSON): directory, catalogs, packages, policies.
 
     The whole file is checked before anything is stored, and stored in one transaction. Loading
     the same file twice changes nothing."""
     settings = Settings.from_env()
     app = build_application(settings)
-    result = load_tenant(app, file)
+    result = load_tenant(app, file, actor=actor or default_actor())
     click.echo(
         f"loaded {file}: {len(result.changed)} item(s) changed, "
         f"{result.tenant.size - len(result.changed)} unchanged"
@@ -43,6 +45,14 @@ def load_command(file: Path, quiet: bool) -> None:
     )
     if not quiet:
         click.echo(describe_tenant(result))
+
+
+def default_actor() -> str:
+    """``tenant-file:root``: the loader and the OS user who ran it."""
+    try:
+        return f"{LOADER}:{getpass.getuser()}"
+    except (OSError, KeyError):  # no user name in the environment or the password database
+        return LOADER
 
 
 @cli.command("demo-tenant")

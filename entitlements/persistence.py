@@ -24,8 +24,11 @@ class Database:
 
 def database_from_url(url: str) -> Database:
     """``sqlite:///var/entitlements.db`` (relative), ``sqlite:////abs/file.db``, ``sqlite:///:memory:``,
-    or ``postgresql://user:password@host:port/dbname``."""
-    parts = urlsplit(url)
+    or ``postgresql://user:password@host:port/dbname`` (``?schema=NAME`` optional)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:  # e.g. an unclosed [IPv6 address
+        raise ConfigurationError(f"ENTITLEMENTS_DATABASE_URL {url!r} is malformed: {error}") from None
     if parts.scheme == "sqlite":
         return _sqlite(url, parts)
     if parts.scheme in ("postgresql", "postgres"):
@@ -39,6 +42,10 @@ def _sqlite(url: str, parts) -> Database:
     raw = unquote(parts.path)
     if parts.netloc or not raw.startswith("/") or raw == "/":
         raise ConfigurationError(f"ENTITLEMENTS_DATABASE_URL {url!r}: write sqlite:///relative/path.db or sqlite:////absolute/path.db")
+    if parts.query:
+        raise ConfigurationError(f"ENTITLEMENTS_DATABASE_URL {url!r}: a sqlite URL takes no options (?{parts.query})")
+    if "\0" in raw:
+        raise ConfigurationError(f"ENTITLEMENTS_DATABASE_URL {url!r}: the SQLite path contains a NUL character")
     name = raw[1:]
     env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_LOCK_TIMEOUT": "30"}
     if name == ":memory:":
@@ -61,6 +68,12 @@ def _postgresql(url: str, parts) -> Database:
         port = parts.port or 5432
     except ValueError:
         raise ConfigurationError(f"ENTITLEMENTS_DATABASE_URL {url!r} has an invalid port") from None
+    query = parse_qs(parts.query, keep_blank_values=True)
+    for option in query:
+        if option != "schema":
+            raise ConfigurationError(
+                f"ENTITLEMENTS_DATABASE_URL {url!r}: unsupported option {option!r} (only ?schema=NAME is understood)"
+            )
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": dbname,
@@ -72,7 +85,6 @@ def _postgresql(url: str, parts) -> Database:
         "POSTGRES_POOL_SIZE": "5",
         "POSTGRES_MAX_OVERFLOW": "10",
     }
-    query = parse_qs(parts.query)
     if "schema" in query:
         env["POSTGRES_SCHEMA"] = query["schema"][0]
     return Database("postgresql", env)

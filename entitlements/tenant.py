@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -289,6 +289,15 @@ class PolicySchema(StrictSchema):
         if extension.get("allowed") and not expiration.get("after"):
             raise ValidationError("extensions need an expiration 'after' a duration (there is no period to add)", "extension")
 
+    @validates_schema
+    def extension_approval_has_stages(self, data, **kwargs):
+        extension = data.get("extension") or {}
+        approval = data.get("approval") or {}
+        if extension.get("approval_required") and not (approval.get("required", True) and approval.get("stages")):
+            raise ValidationError(
+                "extension.approval_required needs approval stages (approval.required is false or has no stages)", "extension"
+            )
+
     @post_load
     def canonical(self, data, **kwargs):
         data["approval"].setdefault("stages", [])
@@ -360,30 +369,56 @@ class Tenant:
 
     @property
     def size(self) -> int:
-        return len(self.items) + len(self.resource_groups)
+        """How many items loading it stores or leaves unchanged, the packages its orphan policies join included."""
+        return len(self.items) + len(self.resource_groups) + len(self.orphan_policies)
 
 
 Exists = Callable[[type[ConfigurationItem], str], bool]
 
 
 def validate_tenant(
-    data: dict, *, source: str = "<tenant>", exists: Exists = lambda cls, key: False, resource_kinds: Iterable[str] = ("group",)
+    data: dict,
+    *,
+    source: str = "<tenant>",
+    exists: Exists = lambda cls, key: False,
+    resource_kinds: Iterable[str] = ("group",),
+    today: date | None = None,
 ) -> Tenant:
     """Checks the whole file (shapes, then cross-references) and returns what to store.
 
     ``exists`` answers whether an item is already stored, so a file may refer to items loaded
-    from an earlier file."""
+    from an earlier file. ``today`` (default: today's UTC date) is the day before which an
+    expiration ``on`` date has passed."""
     try:
         loaded = TenantSchema().load(data)
     except ValidationError as error:
         raise TenantFileError(source, list(_flatten(error.messages, data, ""))) from None
-    problems = _cross_reference_problems(loaded, data, exists, set(resource_kinds))
+    resource_groups = _resource_groups(loaded)
+    problems = _cross_reference_problems(loaded, exists, set(resource_kinds), resource_groups)
+    problems += _passed_dates(loaded, today or datetime.now(timezone.utc).date())
     if problems:
         raise TenantFileError(source, problems)
-    return _tenant_items(loaded)
+    return _tenant_items(loaded, resource_groups)
 
 
-def _cross_reference_problems(loaded: dict, raw: dict, exists: Exists, kinds: set[str]) -> list[str]:
+def _resource_groups(loaded: dict) -> list[str]:
+    """Groups named only as package resources (not declared in ``groups``)."""
+    declared = {g["id"] for g in loaded["groups"]}
+    named = {r["id"] for p in loaded["access_packages"] for r in p["resources"] if r["kind"] == "group"}
+    return sorted(named - declared)
+
+
+def _passed_dates(loaded: dict, today: date) -> list[str]:
+    problems = []
+    for index, policy in enumerate(loaded["policies"]):
+        on = policy["expiration"].get("on")
+        if on and date.fromisoformat(on) < today:
+            label = _entry_label(policy, "policies", index)
+            problems.append(f"{label}.expiration.on: {on} has passed (today is {today.isoformat()})")
+    return problems
+
+
+def _cross_reference_problems(loaded: dict, exists: Exists, kinds: set[str], resource_groups: list[str]) -> list[str]:
     problems: list[str] = []
     declared = {section: {} for section in ("users", "groups", "catalogs", "access_packages", "policies")}
     for section in declared:
@@ -392,10 +427,6 @@ def _cross_reference_problems(loaded: dict, raw: dict, exists: Exists, kinds: se
             if entry["id"] in declared[section]:
                 problems.append(f"{label}.id: {entry['id']!r} is declared twice in {section}")
             declared[section][entry["id"]] = label
-
-    resource_groups = {
-        r["id"] for p in loaded["access_packages"] for r in p["resources"] if r["kind"] == "group"
-    }
 
     def known(section: str, cls: type[ConfigurationItem], key: str) -> bool:
         return key in declared[section] or exists(cls, key)
@@ -463,17 +494,13 @@ def _cross_reference_problems(loaded: dict, raw: dict, exists: Exists, kinds: se
     return problems
 
 
-def _tenant_items(loaded: dict) -> Tenant:
+def _tenant_items(loaded: dict, resource_groups: list[str]) -> Tenant:
     tenant = Tenant()
     for user in loaded["users"]:
         tenant.items.append((User, user["id"], {k: v for k, v in user.items() if k != "id"}))
-    declared_groups = {g["id"] for g in loaded["groups"]}
     for group in loaded["groups"]:
         tenant.items.append((Group, group["id"], {k: v for k, v in group.items() if k != "id"}))
     # A group named only as a resource is created empty: delivery adds its members.
-    resource_groups = sorted(
-        {r["id"] for p in loaded["access_packages"] for r in p["resources"] if r["kind"] == "group"} - declared_groups
-    )
     tenant.resource_groups = resource_groups
     for catalog in loaded["catalogs"]:
         tenant.items.append((Catalog, catalog["id"], {k: v for k, v in catalog.items() if k != "id"}))
@@ -509,16 +536,38 @@ def load_tenant(app: EntitlementsApplication, path: str | Path, *, actor: str = 
 
 def load_tenant_data(app: EntitlementsApplication, data: dict, *, source: str = "<tenant>", actor: str = LOADER) -> LoadResult:
     def exists(cls: type[ConfigurationItem], key: str) -> bool:
-        return app._find(cls, cls.id_for(key)) is not None
+        return app.find(cls, cls.id_for(key)) is not None
 
     tenant = validate_tenant(data, source=source, exists=exists, resource_kinds=app.resource_kinds.keys())
-    items = list(tenant.items)
-    # Policies for packages stored by an earlier file join those packages' policy lists.
-    for package_id, policy_ids in tenant.orphan_policies.items():
-        package = app.access_package(package_id)
-        settings = dict(package.settings)
-        settings["policies"] = list(dict.fromkeys([*settings.get("policies", []), *policy_ids]))
-        items.insert(0, (AccessPackage, package_id, settings))
-    items += [(Group, group_id, {"display_name": None, "members": []}) for group_id in tenant.resource_groups if not exists(Group, group_id)]
+    new_groups = [group_id for group_id in tenant.resource_groups if not exists(Group, group_id)]
+    # Policy lists are merged with the stored ones right before ``configure``. A load that stores
+    # a policy of the same package between this read and ``configure``'s save can still lose it
+    # from the list (``configure`` retries with the settings read here); loading that file again
+    # restores it.
+    items = _with_stored_policies(app, tenant)
+    items += [(Group, group_id, {"display_name": None, "members": []}) for group_id in new_groups]
     changed = app.configure(items, actor=actor)
     return LoadResult(tenant=tenant, changed=changed)
+
+
+def _with_stored_policies(app: EntitlementsApplication, tenant: Tenant) -> list[tuple[type[ConfigurationItem], str, dict]]:
+    """The file's items, each package keeping the policies it already has: nothing a file omits is
+    detached. A package in the file lists the file's policies first; a package stored by an earlier
+    file gets the file's policies for it added at the end."""
+    package_of = {policy["id"]: policy["access_package"] for policy in tenant.policies}
+
+    def merged(package_id: str, first: list[str], then: list[str]) -> list[str]:
+        # a policy this file moves to another package leaves this one
+        return list(dict.fromkeys(p for p in [*first, *then] if package_of.get(p, package_id) == package_id))
+
+    items = []
+    for package_id, policy_ids in tenant.orphan_policies.items():
+        settings = dict(app.access_package(package_id).settings)
+        settings["policies"] = merged(package_id, settings.get("policies", []), policy_ids)
+        items.append((AccessPackage, package_id, settings))
+    for cls, key, settings in tenant.items:
+        stored = app.find(cls, cls.id_for(key)) if cls is AccessPackage else None
+        if stored is not None:
+            settings = {**settings, "policies": merged(key, settings["policies"], stored.settings.get("policies", []))}
+        items.append((cls, key, settings))
+    return items

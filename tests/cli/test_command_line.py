@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
 import subprocess
 import sys
 
 import pytest
 
+from domain.catalog import Catalog
+from entitlements.bootstrap import build_application
 from entitlements.cli import DEMO_TENANT, main
 from entitlements.settings import ConfigurationError, Settings
 
@@ -78,3 +81,48 @@ def test_settings_refuse_an_unknown_clock():
 
 def test_default_database_is_the_sqlite_file_under_var():
     assert Settings.from_env({}, env_file=None).database_url == "sqlite:///var/entitlements.db"
+
+
+# --- review fixes ----------------------------------------------------------------------------------
+
+FIRST_FILE = """
+users: [{id: bob}]
+catalogs: [{id: c}]
+access_packages: [{id: p, catalog: c}]
+policies:
+  - {id: pol, access_package: p}
+"""
+
+
+def write(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def first_actor(catalog_id: str) -> str:
+    app = build_application(Settings.from_env())
+    try:
+        return next(iter(app.events.get(Catalog.id_for(catalog_id)))).actor
+    finally:
+        app.close()
+
+
+def test_policy_joining_an_earlier_package_counts_the_package_as_changed(database, tmp_path, capsys):
+    main(["load", "-q", write(tmp_path, "first.yaml", FIRST_FILE)])
+    later = write(tmp_path, "later.yaml", "policies: [{id: pol2, access_package: p}]\n")
+    assert main(["load", "-q", later]) == 0
+    assert main(["load", "-q", later]) == 0
+    out = capsys.readouterr().out
+    assert "2 item(s) changed, 0 unchanged" in out and "0 item(s) changed, 2 unchanged" in out
+
+
+def test_load_records_the_os_user_as_actor_by_default(database, tmp_path, monkeypatch):
+    monkeypatch.setattr(getpass, "getuser", lambda: "jane")
+    assert main(["load", "-q", write(tmp_path, "t.yaml", FIRST_FILE)]) == 0
+    assert first_actor("c") == "tenant-file:jane"
+
+
+def test_load_records_the_given_actor(database, tmp_path):
+    assert main(["load", "-q", "--actor", "change-1234", write(tmp_path, "t.yaml", FIRST_FILE)]) == 0
+    assert first_actor("c") == "change-1234"

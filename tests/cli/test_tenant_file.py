@@ -242,3 +242,60 @@ def test_demo_tenant_external_user_requests_only_where_the_catalog_allows(demo):
 def test_demo_tenant_questions_must_be_answered(demo):
     with pytest.raises(errors.AnswerRequired):
         demo.submit_request(requestor_id="ben", access_package_id="sales-reports", justification="x")
+
+
+# --- review fixes ----------------------------------------------------------------------------------
+
+LATER_POLICY = {"policies": [{"id": "pol2", "access_package": "p", "requestors": {"scope": "all_users"}}]}
+
+
+def test_reloading_a_file_keeps_a_policy_another_file_added_to_its_package(app):
+    load_tenant_data(app, MINIMAL)
+    load_tenant_data(app, LATER_POLICY)
+    assert load_tenant_data(app, MINIMAL).changed == []
+    assert [p.key for p in app.policies_of(app.access_package("p"))] == ["pol", "pol2"]
+
+
+def test_policy_moved_to_another_package_leaves_the_one_it_was_in(app):
+    load_tenant_data(app, MINIMAL)
+    moved = with_changes(lambda d: (
+        d["access_packages"].append({"id": "q", "catalog": "c"}), d["policies"][0].update(access_package="q")
+    ))
+    load_tenant_data(app, moved)
+    assert app.access_package("p").settings["policies"] == []
+    assert app.access_package("q").settings["policies"] == ["pol"]
+
+
+def test_a_file_may_refer_to_items_stored_by_an_earlier_file(app):
+    load_tenant_data(app, {"users": [{"id": "alice"}]})
+    load_tenant_data(app, {"groups": [{"id": "g", "members": ["alice"]}]})
+    assert app.group_members("g") == ["alice"]
+
+
+@pytest.mark.parametrize("timeout", ["P3650000D", "P99999999999D", "PT0.000001S"])
+def test_timeout_outside_one_second_to_a_hundred_years_is_refused(timeout):
+    data = with_changes(lambda d: d["policies"][0]["approval"]["stages"][0].update(timeout=timeout))
+    [problem] = problems_of(data)
+    assert problem.startswith(f"policies[0] (pol).approval.stages[0].timeout: {timeout!r} ")
+
+
+def test_expiration_on_a_date_that_has_passed_is_refused():
+    data = with_changes(lambda d: d["policies"][0].update(expiration={"on": "2020-01-01"}))
+    [problem] = problems_of(data)
+    assert problem.startswith("policies[0] (pol).expiration.on: 2020-01-01 has passed")
+
+
+def test_expiration_on_today_is_accepted():
+    today = datetime.now(timezone.utc).date().isoformat()
+    validate_tenant(with_changes(lambda d: d["policies"][0].update(expiration={"on": today})))
+
+
+def test_extension_approval_without_approval_stages_is_refused():
+    data = with_changes(lambda d: d["policies"][0].update(
+        approval={"required": False},
+        expiration={"after": "P30D"},
+        extension={"allowed": True, "approval_required": True},
+    ))
+    assert problems_of(data) == [
+        "policies[0] (pol).extension: extension.approval_required needs approval stages (approval.required is false or has no stages)"
+    ]

@@ -9,6 +9,7 @@ import pytest
 
 from tests.unit.builders import START, escalation, stage
 from domain import errors
+from domain.resources import GroupMembership
 
 
 def decide(app, receipt, approver_id, decision="approve", reason="ok"):
@@ -49,22 +50,23 @@ def test_approver_after_a_deny_gets_conflict_naming_the_denier(tenant, submit, a
 def test_concurrent_decision_saved_second_gets_conflict_naming_the_first(tenant, submit, app, monkeypatch):
     tenant()
     receipt = submit()
-    load_request = app.request
-    raced: list[bool] = []
+    load = app.request_and_assignment
+    loads: list[str] = []
 
     def load_then_let_carol_decide(request_id):
-        stale = load_request(request_id)
-        if not raced:  # while bob holds a stale copy, carol decides and saves first
-            raced.append(True)
+        loaded = load(request_id)
+        loads.append("load")
+        if len(loads) == 1:  # while bob holds a stale copy, carol decides and saves first
             decide(app, receipt, "carol", "deny", "no")
-        return stale
+        return loaded
 
-    monkeypatch.setattr(app, "request", load_then_let_carol_decide)
+    monkeypatch.setattr(app, "request_and_assignment", load_then_let_carol_decide)
 
     with pytest.raises(errors.AlreadyDecided) as conflict:
         decide(app, receipt, "bob")
 
     assert conflict.value.details["decided_by"] == "carol"
+    assert len(loads) == 3  # bob's stale load, carol's, and bob's retry after his save conflicted
     assert app.request_state(receipt.id) == "denied"
 
 
@@ -208,3 +210,70 @@ def test_approved_request_cannot_be_cancelled(tenant, submit, app):
 
     with pytest.raises(errors.RequestNotPending):
         app.cancel_request(request_id=receipt.id, actor_id="alice")
+
+
+def test_approver_of_an_earlier_stage_gets_not_pending_once_the_request_is_cancelled(tenant, submit, app):
+    tenant(stages=[stage("bob"), stage("dave")])
+    receipt = submit()
+    decide(app, receipt, "bob")
+    app.cancel_request(request_id=receipt.id, actor_id="alice")
+
+    with pytest.raises(errors.RequestNotPending):
+        decide(app, receipt, "bob")
+
+
+def test_alternate_approver_may_decide_once_escalation_is_due_before_the_scheduler_ran(
+    tenant, submit, app, clock, event_names
+):
+    tenant(stages=[stage("bob", escalate_to=escalation("erin", after="P3D"))])
+    receipt = submit()
+    clock.advance(timedelta(days=3))
+
+    decide(app, receipt, "erin")
+
+    assert event_names(receipt.id)[2:5] == ["Escalated", "StageApproved", "Approved"]
+
+
+def test_decision_follows_the_policy_version_the_request_was_made_under(tenant, submit, app, clock):
+    tenant()
+    receipt = submit()
+    tenant(policy={"expiration": {"after": "P90D"}})  # the policy changes while the request waits
+
+    decide(app, receipt, "bob")
+
+    assignment = app.find_assignment("alice", "pkg")
+    assert assignment.end == START + timedelta(days=30)
+    delivering = next(e for e in app.events.get(assignment.id) if type(e).__name__ == "Delivering")
+    assert delivering.policy_version == app.request(receipt.id).policy_version == 1
+
+
+def test_approval_is_refused_when_the_requested_end_has_passed(tenant, submit, app, clock):
+    tenant()
+    receipt = submit(end=START + timedelta(days=2))
+    clock.advance(timedelta(days=5))
+
+    with pytest.raises(errors.InvalidSchedule):
+        decide(app, receipt, "bob")
+
+
+def test_approval_is_refused_once_the_target_joined_an_incompatible_group(tenant, submit, app):
+    tenant(groups={"contractors": {"members": []}}, package={"incompatible_groups": ["contractors"]})
+    receipt = submit()
+    tenant(groups={"contractors": {"members": ["alice"]}}, package={"incompatible_groups": ["contractors"]})
+
+    with pytest.raises(errors.IncompatibleAccess):
+        decide(app, receipt, "bob")
+    assert app.request_state(receipt.id) == "pending_approval"
+
+
+def test_delivery_failing_after_the_approval_is_saved_still_answers_the_approval(tenant, submit, app, resource_kinds):
+    class Broken(GroupMembership):
+        def grant(self, directory, **kwargs):
+            raise errors.ConcurrentModification("connector state changed")
+
+    resource_kinds["group"] = Broken()
+    tenant()
+    receipt = submit()
+
+    assert decide(app, receipt, "bob").state == "delivering"
+    assert app.request(receipt.id).state == "approved"

@@ -180,10 +180,18 @@ def test_removing_access_by_a_non_administrator_is_refused(tenant, submit, app):
         app.remove_access(assignment_id=app.find_assignment("alice", "pkg").id, admin_id="bob")
 
 
+def test_removing_access_without_a_reason_is_refused(tenant, submit, app):
+    tenant(**auto_approved())
+    submit()
+
+    with pytest.raises(errors.ReasonRequired):
+        app.remove_access(assignment_id=app.find_assignment("alice", "pkg").id, admin_id="ada", reason=" ")
+
+
 def test_removed_access_can_be_requested_again(tenant, submit, app):
     tenant(**auto_approved())
     submit()
-    app.remove_access(assignment_id=app.find_assignment("alice", "pkg").id, admin_id="ada")
+    app.remove_access(assignment_id=app.find_assignment("alice", "pkg").id, admin_id="ada", reason="moved team")
 
     assert submit().state == "delivered"
     assert app.group_members("share") == ["alice"]

@@ -249,3 +249,25 @@ def test_request_that_was_not_approved_cannot_be_revoked(tenant, submit, app):
 
     with pytest.raises(errors.NotRevocable):
         app.revoke_approval(request_id=receipt.id, approver_id="bob", reason="undo")
+
+
+def test_extension_needing_approval_goes_through_the_stages_of_a_policy_without_approval(granted, app, clock):
+    assignment_id = granted(policy={
+        "approval": {"required": False, "stages": [{"approvers": [{"user": "bob"}], "timeout": "P14D",
+                                                     "escalation": {"enabled": False}}]},
+        **EXTENSION_NEEDS_APPROVAL,
+    })
+    clock.set(END - 2 * DAY)
+
+    assert extend(app, assignment_id).state == "pending_approval"
+
+
+def test_earlier_request_keeps_the_state_its_access_ended_in_after_access_is_granted_again(granted, app, clock, submit):
+    assignment_id = granted()
+    first = app.assignment(assignment_id).request_id
+    clock.set(END)
+    app.expire_access(assignment_id)
+    second = submit()
+    app.decide(request_id=second.id, approver_id="bob", decision="approve")
+
+    assert (app.request_state(first), app.request_state(second.id)) == ("access_expired", "delivered")

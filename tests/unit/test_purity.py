@@ -4,7 +4,11 @@ and no wall clock outside the system clock."""
 from __future__ import annotations
 
 import ast
+from datetime import timedelta
 from pathlib import Path
+
+from domain.application import EntitlementsApplication
+from tests.unit.builders import START, escalation, stage
 
 DOMAIN = Path(__file__).resolve().parents[2] / "domain"
 FORBIDDEN = {"flask", "psycopg", "psycopg2", "psycopg_pool", "marshmallow", "jinja2", "sqlite3", "sqlalchemy"}
@@ -47,3 +51,28 @@ def test_only_the_system_clock_reads_the_wall_clock():
                 readers.append(path.name)
 
     assert readers == ["clock.py"]
+
+
+def test_every_event_takes_its_time_from_the_injected_clock(tenant, submit, app, clock):
+    tenant(stages=[stage("bob", reminder="P7D", escalate_to=escalation("erin", after="P3D"))])
+    receipt = submit()
+    clock.advance(timedelta(days=3))
+    app.escalate(receipt.id)
+    clock.advance(timedelta(days=4))
+    app.remind_approvers(receipt.id)
+    app.decide(request_id=receipt.id, approver_id="erin", decision="approve")
+
+    moments = {START, START + timedelta(days=3), START + timedelta(days=7)}
+    recorded = app.recorder.select_notifications(start=1, limit=1000)
+    stamps = {app.mapper.to_domain_event(n).timestamp for n in recorded}
+    assert stamps <= moments
+
+
+def test_the_application_ignores_persistence_settings_in_the_process_environment(monkeypatch, clock):
+    monkeypatch.setenv("PERSISTENCE_MODULE", "eventsourcing.sqlite")
+    monkeypatch.setenv("ENTITLEMENTS_PERSISTENCE_MODULE", "eventsourcing.sqlite")
+    monkeypatch.setenv("SQLITE_DBNAME", "/nonexistent/folder/stray.db")
+
+    app = EntitlementsApplication({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
+
+    assert type(app.recorder).__module__ == "eventsourcing.popo"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.builders import other_package
+from tests.unit.builders import approval, other_package, stage
 from domain import errors
 
 
@@ -167,3 +167,45 @@ def test_justification_and_answers_are_recorded_in_the_submitted_event(tenant, s
 
     submitted = events(receipt.id)[0]
     assert (submitted.justification, submitted.answers) == ("quarterly close", {"cost-center": "CC2"})
+
+
+def test_pending_request_for_an_incompatible_package_blocks_the_request(tenant, submit, app):
+    tenant(package={"incompatible_packages": ["other"]},
+           extra=other_package("other", policy={"approval": approval(stage("bob"))}))
+    submit(access_package_id="other")
+
+    with pytest.raises(errors.IncompatibleAccess) as refused:
+        submit()
+    assert refused.value.details["incompatible_package"] == "other"
+
+
+def test_request_whose_access_would_already_have_ended_is_refused(tenant, submit):
+    tenant(policy={"expiration": {"on": "2025-12-31"}})
+
+    with pytest.raises(errors.InvalidSchedule):
+        submit()
+
+
+def test_start_that_is_not_a_moment_is_refused(tenant, submit):
+    tenant()
+
+    with pytest.raises(errors.InvalidSchedule):
+        submit(start="2026-02-01")
+
+
+def test_answers_that_are_not_a_mapping_are_refused(tenant, submit):
+    tenant()
+
+    with pytest.raises(errors.InvalidAnswer):
+        submit(answers="CC100")
+
+
+def test_submission_records_the_questions_asked_and_the_approver_rule(tenant, submit, app, events):
+    tenant(policy={"questions": [{"id": "cc", "text": "Cost center?", "required": True, "choices": []}]},
+           stages=[stage({"group": "approvers"})])
+
+    receipt = submit(answers={"cc": "CC1"})
+
+    submitted = events(receipt.id)[0]
+    assert submitted.questions == [{"id": "cc", "text": "Cost center?"}]
+    assert submitted.stages[0]["configured"]["approvers"] == [{"group": "approvers"}]

@@ -135,6 +135,7 @@ def test_escalating_after_the_deadline_is_refused_as_expired(tenant, submit, app
 
     with pytest.raises(errors.RequestExpired):
         app.escalate(receipt.id)
+    assert app.request_state(receipt.id) == "expired"
 
 
 # --- reminders ---------------------------------------------------------------------------------
@@ -160,7 +161,7 @@ def test_reminder_records_the_undecided_approvers_of_the_stage(tenant, submit, a
     assert (type(reminded).__name__, reminded.stage, reminded.approvers) == ("ApproverReminded", 1, ["bob", "carol"])
 
 
-def test_reminder_after_escalation_also_goes_to_the_alternate_approvers(tenant, submit, app, clock, events):
+def test_reminder_after_escalation_goes_to_the_primary_approvers_only(tenant, submit, app, clock, events):
     tenant(stages=escalating())
     receipt = submit()
     clock.advance(7 * DAY)
@@ -168,7 +169,7 @@ def test_reminder_after_escalation_also_goes_to_the_alternate_approvers(tenant, 
 
     app.remind_approvers(receipt.id)
 
-    assert events(receipt.id)[-1].approvers == ["bob", "erin"]
+    assert events(receipt.id)[-1].approvers == ["bob"]
 
 
 def test_second_reminder_for_the_same_stage_is_refused(tenant, submit, app, clock):
@@ -188,3 +189,14 @@ def test_reminding_after_the_deadline_is_refused_as_expired(tenant, submit, app,
 
     with pytest.raises(errors.RequestExpired):
         app.remind_approvers(receipt.id)
+    assert app.request_state(receipt.id) == "expired"
+
+
+def test_cancelling_after_the_deadline_records_the_expiry_instead(tenant, submit, app, clock, event_names):
+    tenant()
+    receipt = submit()
+    clock.advance(14 * DAY)
+
+    with pytest.raises(errors.RequestExpired):
+        app.cancel_request(request_id=receipt.id, actor_id="alice")
+    assert event_names(receipt.id)[-1] == "Expired"
