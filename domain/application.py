@@ -35,7 +35,7 @@ from domain.access_request import (
     AccessRequest,
 )
 from domain.approvers import resolve_stages
-from domain.assignment import Assignment
+from domain.assignment import DELIVERING, RESOURCE_DELIVERED, Assignment
 from domain.assignment_policy import AssignmentPolicy, access_end, extended_end
 from domain.catalog import Catalog
 from domain.clock import Clock, SystemClock
@@ -595,7 +595,7 @@ class EntitlementsApplication(Application):
     def _finish(self, request: AccessRequest, assignment: Assignment, position: int | None) -> Receipt:
         """Runs delivery if the command started it, and answers the request's receipt."""
         starts_now = assignment.start is None or assignment.start <= self.clock.now()
-        if assignment.state == "delivering" and assignment.request_id == str(request.id) and starts_now:
+        if assignment.state == DELIVERING and assignment.request_id == str(request.id) and starts_now:
             try:
                 delivery = self.deliver(assignment.id)
             except errors.DomainError as error:
@@ -692,7 +692,7 @@ class EntitlementsApplication(Application):
             assignment = self.assignment(assignment_id)
             assignment.check_started(now)
             resource = assignment.resource(resource_id)
-            if assignment.resource_status[resource_id] == "delivered":
+            if assignment.resource_status[resource_id] == RESOURCE_DELIVERED:
                 return assignment, None
             kind = self.resource_kinds.get(resource["kind"])
             changed: Sequence[Aggregate] = []

@@ -39,28 +39,12 @@ def test_postgresql_url_gives_the_library_its_connection_settings():
         ("postgresql://host:5432/", "names no database"),
         ("postgresql://host:notaport/db", "invalid port"),
         ("sqlite://relative.db", "write sqlite:///relative/path.db"),
+        ("postgresql://host/db?sslmode=require", "unsupported option 'sslmode'"),
+        ("sqlite:///events.db?mode=ro", "takes no options"),
+        ("postgresql://[::1/db", "is malformed"),
+        ("sqlite:///events%00.db", "NUL"),
     ],
 )
 def test_malformed_database_url_is_refused_with_a_hint(url, message):
     with pytest.raises(ConfigurationError, match=message):
         database_from_url(url)
-
-
-def test_postgresql_option_other_than_schema_is_refused():
-    with pytest.raises(ConfigurationError, match="unsupported option 'sslmode'"):
-        database_from_url("postgresql://host/db?sslmode=require")
-
-
-def test_sqlite_url_with_options_is_refused():
-    with pytest.raises(ConfigurationError, match="takes no options"):
-        database_from_url("sqlite:///events.db?mode=ro")
-
-
-def test_url_that_cannot_be_parsed_is_a_configuration_error():
-    with pytest.raises(ConfigurationError, match="is malformed"):
-        database_from_url("postgresql://[::1/db")
-
-
-def test_nul_in_sqlite_path_is_refused():
-    with pytest.raises(ConfigurationError, match="NUL"):
-        database_from_url("sqlite:///events%00.db")
