@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator
 
 import psycopg
@@ -12,6 +13,9 @@ from domain.clock import Clock, ManualClock, SystemClock
 from domain.resources import ResourceKind
 from entitlements.persistence import Database, database_from_url
 from entitlements.settings import ConfigurationError, Settings
+from entitlements.tokens import TokenStore
+from projections.read_models import ReadModels
+from projections.store import ViewStore
 
 # Any fixed number: processes starting at once take turns creating the tables.
 SCHEMA_LOCK_KEY = 0x656E7469746C  # "entitl"
@@ -66,3 +70,40 @@ def _schema_lock(database: Database) -> Iterator[None]:
             yield
         finally:
             connection.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+
+
+@dataclass
+class Services:
+    """Everything a process of entitlements works with, built from one set of settings."""
+
+    settings: Settings
+    app: EntitlementsApplication
+    store: ViewStore
+    read_models: ReadModels
+    tokens: TokenStore
+
+    def close(self) -> None:
+        self.store.close()
+        self.app.close()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    resource_kinds: dict[str, ResourceKind] | None = None,
+) -> Services:
+    """The application, the read models over its log and the token store, on one database."""
+    app = build_application(settings, clock=clock, resource_kinds=resource_kinds)
+    database = database_from_url(settings.database_url)
+    try:
+        store = ViewStore(database)
+        with _schema_lock(database):
+            read_models = ReadModels(app, store)
+            tokens = TokenStore(store)
+    except Exception as error:
+        app.close()
+        if type(error).__module__.startswith(("psycopg", "sqlite3")):
+            raise ConfigurationError(f"cannot open the database {settings.database_url}: {error}") from error
+        raise
+    return Services(settings=settings, app=app, store=store, read_models=read_models, tokens=tokens)

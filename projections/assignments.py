@@ -1,0 +1,87 @@
+"""The assignments read model: a user's access (``GET /me/assignments``): package, state, start,
+end, and the request that granted it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from projections.engine import LogEvent, ReadModel
+from projections.facts import ALL_TOPICS, Facts
+from projections.paging import Page, keyset_page
+from projections.store import Transaction, dumps
+
+NAME = "assignments"
+TABLE = "assignment_views"
+
+
+def assignment_item(assignment: dict, package_name: str) -> dict[str, Any]:
+    return {
+        "id": assignment["id"],
+        "user_id": assignment["user_id"],
+        "access_package_id": assignment["access_package_id"],
+        "access_package_name": package_name,
+        "state": assignment["state"],
+        "delivery_state": assignment["delivery_state"],
+        "start": assignment["start"],
+        "end": assignment["end"],
+        "request_id": assignment["request_id"],
+        "extension_request_ids": assignment["grants"][1:],
+        "granted_at": assignment["granted_at"],
+        "ended_at": assignment["ended_at"],
+        "extension_allowed": bool((assignment.get("extension") or {}).get("allowed")),
+        "open_request_id": assignment["open_request_id"],
+    }
+
+
+class AssignmentsReadModel(ReadModel):
+    name = NAME
+    topics = ALL_TOPICS
+
+    def __init__(self) -> None:
+        self.facts = Facts(NAME)
+        self.tables = self.facts.tables + (
+            f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+                assignment_id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                access_package_id TEXT NOT NULL,
+                sort_position BIGINT NOT NULL,
+                item TEXT NOT NULL)""",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_user ON {TABLE} (user_id, sort_position, assignment_id)",
+        )
+
+    def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
+        self.facts.fold(tx, events)
+        self.facts.save(tx)
+        granted = [self.facts.assignments[a] for a in self.facts.changed_assignments]
+        granted = [a for a in granted if a["state"] is not None]
+        if not granted:
+            return
+        names = self.facts.names_of(tx, {a["access_package_id"] for a in granted})
+        tx.executemany(
+            f"INSERT INTO {TABLE} (assignment_id, user_id, access_package_id, sort_position, item) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (assignment_id) DO UPDATE SET sort_position = excluded.sort_position, item = excluded.item",
+            (
+                (a["id"], a["user_id"], a["access_package_id"], a["granted_position"], dumps(assignment_item(a, names[a["access_package_id"]])))
+                for a in granted
+            ),
+        )
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def of_user(self, tx: Transaction, user_id: str, *, limit: int, cursor: str | None) -> Page:
+        """``user_id``'s access, most recently granted first."""
+        return keyset_page(
+            tx,
+            select=f"SELECT item, sort_position, assignment_id FROM {TABLE}",
+            where="user_id = ?",
+            params=(user_id,),
+            key_columns=("sort_position", "assignment_id"),
+            limit=limit,
+            cursor=cursor,
+            row_to_item=lambda row: json.loads(row[0]),
+        )
+
+    def get(self, tx: Transaction, assignment_id: str) -> dict[str, Any] | None:
+        row = tx.fetchone(f"SELECT item FROM {TABLE} WHERE assignment_id = ?", (assignment_id,))
+        return json.loads(row[0]) if row else None

@@ -1,0 +1,107 @@
+"""The deadlines read model: the next due time of every timeout, escalation, reminder, delayed
+start and access expiry. The scheduler reads it (``due``) and issues the commands.
+
+Kinds: ``request_reminder``, ``request_escalation``, ``request_expiry`` (subject: a request, for
+its current stage), ``access_start`` (delivery of access requested to start later),
+``access_expiry_reminder`` and ``access_expiry`` (subject: an assignment). Times are stored as
+UTC text of one fixed width, so that text order is time order."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Sequence
+
+from domain.durations import parse_duration
+from projections.engine import LogEvent, ReadModel
+from projections.facts import ALL_TOPICS, PENDING_APPROVAL, Facts, current_stage
+from projections.store import Transaction
+
+NAME = "deadlines"
+TABLE = "deadlines"
+ACTIVE = ("delivering", "delivered", "partially_delivered", "access_extended")
+
+
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def fixed(value: datetime | str) -> str:
+    """``2026-03-09T09:00:00.000000Z``: fixed width, so text order is time order."""
+    when = moment(value) if isinstance(value, str) else value.astimezone(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def request_deadlines(request: dict) -> list[tuple]:
+    stage = current_stage(request)
+    if request["own_state"] != PENDING_APPROVAL or stage is None:
+        return []
+    rows = [("request_expiry", request["id"], stage["number"], fixed(stage["deadline"]))]
+    if stage["reminder_at"] and not stage["reminded_at"]:
+        rows.append(("request_reminder", request["id"], stage["number"], fixed(stage["reminder_at"])))
+    if stage["escalation_enabled"] and stage["escalation_at"] and not stage["escalated_at"]:
+        rows.append(("request_escalation", request["id"], stage["number"], fixed(stage["escalation_at"])))
+    return rows
+
+
+def assignment_deadlines(assignment: dict) -> list[tuple]:
+    if assignment["state"] not in ACTIVE:
+        return []
+    rows = []
+    if (
+        assignment["delivery_state"] == "delivering"
+        and assignment["start"]
+        and moment(assignment["start"]) > moment(assignment["granted_at"])
+    ):
+        rows.append(("access_start", assignment["id"], None, fixed(assignment["start"])))
+    end = assignment["end"]
+    if end:
+        rows.append(("access_expiry", assignment["id"], None, fixed(end)))
+        extension = assignment.get("extension") or {}
+        if extension.get("allowed") and assignment["expiry_reminded_for"] != end:
+            before = extension.get("reminder_before")
+            due = moment(end) - parse_duration(before) if before else moment(end)
+            rows.append(("access_expiry_reminder", assignment["id"], None, fixed(due)))
+    return rows
+
+
+class DeadlinesReadModel(ReadModel):
+    name = NAME
+    topics = ALL_TOPICS
+
+    def __init__(self) -> None:
+        self.facts = Facts(NAME)
+        self.tables = self.facts.tables + (
+            f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+                kind TEXT NOT NULL,
+                subject_id TEXT NOT NULL,
+                stage INTEGER,
+                due_at TEXT NOT NULL,
+                PRIMARY KEY (kind, subject_id))""",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_subject ON {TABLE} (subject_id)",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_due ON {TABLE} (due_at, kind, subject_id)",
+        )
+
+    def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
+        self.facts.fold(tx, events)
+        self.facts.save(tx)
+        subjects = list(self.facts.changed_requests) + list(self.facts.changed_assignments)
+        for start in range(0, len(subjects), 500):
+            chunk = subjects[start : start + 500]
+            tx.execute(f"DELETE FROM {TABLE} WHERE subject_id IN {tx.in_list(chunk)}", chunk)
+        rows = [row for rid in self.facts.changed_requests for row in request_deadlines(self.facts.requests[rid])]
+        rows += [row for aid in self.facts.changed_assignments for row in assignment_deadlines(self.facts.assignments[aid])]
+        tx.executemany(f"INSERT INTO {TABLE} (kind, subject_id, stage, due_at) VALUES (?, ?, ?, ?)", rows)
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def due(self, tx: Transaction, now: datetime, *, limit: int = 1000) -> list[dict]:
+        """Deadlines due at ``now`` or before, earliest first."""
+        rows = tx.fetchall(
+            f"SELECT kind, subject_id, stage, due_at FROM {TABLE} WHERE due_at <= ? ORDER BY due_at, kind, subject_id LIMIT {int(limit)}",
+            (fixed(now),),
+        )
+        return [{"kind": k, "subject_id": s, "stage": n, "due_at": d} for k, s, n, d in rows]
+
+    def next_due(self, tx: Transaction) -> str | None:
+        row = tx.fetchone(f"SELECT MIN(due_at) FROM {TABLE}")
+        return row[0] if row else None

@@ -1,0 +1,503 @@
+"""What a read model knows about each request and assignment, folded from their events.
+
+Every read model keeps its own copy of these facts (tables named with its prefix), so that each one
+can be rebuilt alone. A batch is folded in memory: the facts its events touch are loaded in one
+query per table, changed, and written back once, in the read model's transaction.
+
+The request state shown to people follows DESIGN.md: a request's own state until it is approved,
+then the state of the access it granted (delivering, delivered, partially delivered, extended,
+expired, removed), as the domain's ``request_state`` does.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from projections.engine import LogEvent, topics
+from projections.store import Transaction, dumps
+
+REQUEST = "AccessRequest"
+ASSIGNMENT = "Assignment"
+PACKAGE = "AccessPackage"
+
+REQUEST_TOPICS = topics(
+    "access_request",
+    *(
+        f"{REQUEST}.{name}"
+        for name in (
+            "Submitted",
+            "StageStarted",
+            "ApproverReminded",
+            "Escalated",
+            "StageApproved",
+            "Approved",
+            "Denied",
+            "Expired",
+            "Cancelled",
+            "Revoked",
+        )
+    ),
+)
+ASSIGNMENT_TOPICS = topics(
+    "assignment",
+    *(
+        f"{ASSIGNMENT}.{name}"
+        for name in (
+            "Created",
+            "RequestOpened",
+            "RequestClosed",
+            "Delivering",
+            "Delivered",
+            "PartiallyDelivered",
+            "Extended",
+            "ExpiryReminded",
+            "AccessExpired",
+            "Removed",
+        )
+    ),
+)
+PACKAGE_TOPICS = topics("access_package", f"{PACKAGE}.Registered", f"{PACKAGE}.Reconfigured")
+ALL_TOPICS = REQUEST_TOPICS + ASSIGNMENT_TOPICS + PACKAGE_TOPICS
+
+APPROVED = "approved"
+PENDING_APPROVAL = "pending_approval"
+
+
+def display_state(request: dict) -> str:
+    if request["own_state"] == APPROVED and request.get("grant_state"):
+        return request["grant_state"]
+    return request["own_state"]
+
+
+def current_stage(request: dict) -> dict | None:
+    number = request["current_stage"]
+    return request["stages"][number - 1] if number else None
+
+
+class Facts:
+    """Requests, assignments and package names as one read model knows them."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.requests_table = f"{prefix}_requests"
+        self.assignments_table = f"{prefix}_assignments"
+        self.packages_table = f"{prefix}_packages"
+        self.tables = (
+            f"""CREATE TABLE IF NOT EXISTS {self.requests_table} (
+                request_id TEXT PRIMARY KEY,
+                requestor_id TEXT NOT NULL,
+                target_user_id TEXT NOT NULL,
+                submitted_position BIGINT NOT NULL,
+                data TEXT NOT NULL)""",
+            f"""CREATE TABLE IF NOT EXISTS {self.assignments_table} (
+                assignment_id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                data TEXT NOT NULL)""",
+            f"""CREATE TABLE IF NOT EXISTS {self.packages_table} (
+                originator_id TEXT PRIMARY KEY,
+                package_id TEXT NOT NULL UNIQUE,
+                name TEXT NOT NULL)""",
+        )
+        self.requests: dict[str, dict] = {}
+        self.assignments: dict[str, dict] = {}
+        self._packages_by_originator: dict[str, tuple[str, str]] = {}
+        self.changed_requests: dict[str, None] = {}
+        self.changed_assignments: dict[str, None] = {}
+        self._changed_packages: dict[str, None] = {}
+
+    # --- one batch ---------------------------------------------------------------------------
+
+    def fold(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
+        """Loads what ``events`` touch, applies them in order; the changed ids are then in
+        ``changed_requests`` / ``changed_assignments`` until :meth:`save`."""
+        self.requests, self.assignments = {}, {}
+        self.changed_requests, self.changed_assignments, self._changed_packages = {}, {}, {}
+        self._packages_by_originator = {}
+        request_ids = {e.originator_id for e in events if e.kind.startswith(REQUEST + ".")}
+        assignment_ids = {e.originator_id for e in events if e.kind.startswith(ASSIGNMENT + ".")}
+        for event in events:
+            if event.kind in (f"{ASSIGNMENT}.Delivering", f"{ASSIGNMENT}.Extended"):
+                request_ids.add(event.data["request_id"])
+        self._load_assignments(tx, assignment_ids)
+        for assignment in self.assignments.values():
+            request_ids.update(assignment["grants"])
+        self._load_requests(tx, request_ids)
+        self._load_packages_by_originator(
+            tx, {e.originator_id for e in events if e.kind.startswith(PACKAGE + ".")}
+        )
+        for event in events:
+            handler = _HANDLERS.get(event.kind)
+            if handler is not None:
+                handler(self, event)
+
+    def save(self, tx: Transaction) -> None:
+        tx.executemany(
+            f"INSERT INTO {self.requests_table} (request_id, requestor_id, target_user_id, submitted_position, data)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET data = excluded.data",
+            (
+                (rid, r["requestor_id"], r["target_user_id"], r["submitted_position"], dumps(r))
+                for rid, r in ((rid, self.requests[rid]) for rid in self.changed_requests)
+            ),
+        )
+        tx.executemany(
+            f"INSERT INTO {self.assignments_table} (assignment_id, user_id, data) VALUES (?, ?, ?)"
+            " ON CONFLICT (assignment_id) DO UPDATE SET data = excluded.data",
+            ((aid, self.assignments[aid]["user_id"], dumps(self.assignments[aid])) for aid in self.changed_assignments),
+        )
+        tx.executemany(
+            f"INSERT INTO {self.packages_table} (originator_id, package_id, name) VALUES (?, ?, ?)"
+            " ON CONFLICT (originator_id) DO UPDATE SET name = excluded.name",
+            ((oid, *self._packages_by_originator[oid]) for oid in self._changed_packages),
+        )
+
+    def names_of(self, tx: Transaction, package_ids: set[str]) -> dict[str, str]:
+        """Package names by package id (the id itself when the package is not known); call it
+        after :meth:`save`, so that packages of this batch are seen."""
+        names: dict[str, str] = {}
+        wanted = sorted(package_ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            names.update(
+                tx.fetchall(f"SELECT package_id, name FROM {self.packages_table} WHERE package_id IN {tx.in_list(chunk)}", chunk)
+            )
+        return {pid: names.get(pid, pid) for pid in package_ids}
+
+    # --- loading -----------------------------------------------------------------------------
+
+    def _load(self, tx: Transaction, table: str, key: str, ids: set[str]) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        wanted = sorted(ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for row_id, data in tx.fetchall(f"SELECT {key}, data FROM {table} WHERE {key} IN {tx.in_list(chunk)}", chunk):
+                found[row_id] = json.loads(data)
+        return found
+
+    def _load_requests(self, tx: Transaction, ids: set[str]) -> None:
+        self.requests.update(self._load(tx, self.requests_table, "request_id", ids))
+
+    def _load_assignments(self, tx: Transaction, ids: set[str]) -> None:
+        self.assignments.update(self._load(tx, self.assignments_table, "assignment_id", ids))
+
+    def _load_packages_by_originator(self, tx: Transaction, ids: set[str]) -> None:
+        wanted = sorted(ids)
+        if wanted:
+            for oid, package_id, name in tx.fetchall(
+                f"SELECT originator_id, package_id, name FROM {self.packages_table} WHERE originator_id IN {tx.in_list(wanted)}",
+                wanted,
+            ):
+                self._packages_by_originator[oid] = (package_id, name)
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def _request(self, event: LogEvent) -> dict | None:
+        request = self.requests.get(event.originator_id)
+        if request is not None:
+            request["updated_position"] = event.position
+            self.changed_requests[event.originator_id] = None
+        return request
+
+    def _submitted(self, event: LogEvent) -> None:
+        d = event.data
+        request = {
+            "id": event.originator_id,
+            "request_type": d["request_type"],
+            "requestor_id": d["requestor_id"],
+            "target_user_id": d["target_user_id"],
+            "access_package_id": d["access_package_id"],
+            "catalog_id": d.get("catalog_id"),
+            "policy_id": d["policy_id"],
+            "policy_version": d.get("policy_version"),
+            "assignment_id": d["assignment_id"],
+            "justification": d.get("justification"),
+            "questions": d.get("questions") or [],
+            "answers": d.get("answers") or {},
+            "start": d.get("start"),
+            "end": d.get("end"),
+            "notifications_enabled": d.get("notifications_enabled", True),
+            "submitted_at": event.timestamp,
+            "submitted_position": event.position,
+            "updated_position": event.position,
+            "own_state": "submitted",
+            "grant_state": None,
+            "current_stage": 0,
+            "expires_at": None,
+            "closed_at": None,
+            "closed_position": None,
+            "cancelled_by": None,
+            "cancellation_reason": None,
+            "revoked_by": None,
+            "revoked_at": None,
+            "revocation_reason": None,
+            "stages": [
+                {
+                    "number": stage.get("number", number),
+                    "approvers": list(stage.get("approvers", [])),
+                    "alternate_approvers": list(stage.get("alternate_approvers", [])),
+                    "escalation_enabled": bool(stage.get("escalation_enabled")),
+                    "started_at": None,
+                    "deadline": None,
+                    "reminder_at": None,
+                    "escalation_at": None,
+                    "reminded_at": None,
+                    "escalated_at": None,
+                    "decision": None,
+                    "decided_by": None,
+                    "reason": None,
+                    "decided_at": None,
+                }
+                for number, stage in enumerate(d.get("stages") or [], start=1)
+            ],
+        }
+        self.requests[event.originator_id] = request
+        self.changed_requests[event.originator_id] = None
+
+    def _stage_started(self, event: LogEvent) -> None:
+        request = self._request(event)
+        if request is None:
+            return
+        d = event.data
+        request["own_state"] = PENDING_APPROVAL
+        request["current_stage"] = d["stage"]
+        request["expires_at"] = d["deadline"]
+        request["stages"][d["stage"] - 1].update(
+            started_at=event.timestamp, deadline=d["deadline"], reminder_at=d.get("reminder_at"), escalation_at=d.get("escalation_at")
+        )
+
+    def _reminded(self, event: LogEvent) -> None:
+        request = self._request(event)
+        if request is not None:
+            request["stages"][event.data["stage"] - 1]["reminded_at"] = event.timestamp
+
+    def _escalated(self, event: LogEvent) -> None:
+        request = self._request(event)
+        if request is not None:
+            stage = request["stages"][event.data["stage"] - 1]
+            stage["escalated_at"] = event.timestamp
+            stage["alternate_approvers"] = list(event.data.get("alternate_approvers", stage["alternate_approvers"]))
+
+    def _decided(self, request: dict, event: LogEvent, decision: str, decided_by: str | None, reason: str | None) -> None:
+        number = event.data.get("stage") or request["current_stage"]
+        if number:
+            request["stages"][number - 1].update(
+                decision=decision,
+                decided_by=decided_by,
+                reason=reason,
+                decided_at=event.timestamp,
+                decided_position=event.position,
+            )
+
+    def _close(self, request: dict, event: LogEvent, state: str) -> None:
+        request["own_state"] = state
+        request["closed_at"] = event.timestamp
+        request["closed_position"] = event.position
+        request["expires_at"] = None
+
+    def _stage_approved(self, event: LogEvent) -> None:
+        request = self._request(event)
+        if request is not None:
+            self._decided(request, event, "approved", event.data["actor"], event.data.get("reason"))
+
+    def _approved(self, event: LogEvent) -> None:
+        request = self._request(event)
+        if request is not None:
+            self._close(request, event, APPROVED)
+
+    def _denied(self, event: LogEvent) -> None:
+        request = self._request(event)
+        if request is not None:
+            self._decided(request, event, "denied", event.data["actor"], event.data.get("reason"))
+            self._close(request, event, "denied")
+
+    def _expired(self, event: LogEvent) -> None:
+        request = self._request(event)
+        if request is not None:
+            self._decided(request, event, "expired", None, None)
+            self._close(request, event, "expired")
+
+    def _cancelled(self, event: LogEvent) -> None:
+        request = self._request(event)
+        if request is None:
+            return
+        reason = event.data.get("reason")
+        if request["current_stage"] and request["own_state"] == PENDING_APPROVAL:
+            self._decided(request, event, "cancelled", event.data["actor"], reason)
+        request["cancelled_by"] = event.data["actor"]
+        request["cancellation_reason"] = reason
+        self._close(request, event, "cancelled")
+
+    def _revoked(self, event: LogEvent) -> None:
+        request = self._request(event)
+        if request is None:
+            return
+        request["own_state"] = "revoked"
+        request["revoked_by"] = event.data["actor"]
+        request["revoked_at"] = event.timestamp
+        request["revocation_reason"] = event.data.get("reason")
+        request["revoked_stage"] = event.data.get("stage")
+        request["closed_position"] = event.position
+
+    # --- assignments -------------------------------------------------------------------------
+
+    def _assignment(self, event: LogEvent) -> dict | None:
+        assignment = self.assignments.get(event.originator_id)
+        if assignment is not None:
+            assignment["updated_position"] = event.position
+            self.changed_assignments[event.originator_id] = None
+        return assignment
+
+    def _assignment_created(self, event: LogEvent) -> None:
+        self.assignments[event.originator_id] = {
+            "id": event.originator_id,
+            "user_id": event.data["user_id"],
+            "access_package_id": event.data["access_package_id"],
+            "state": None,
+            "delivery_state": None,
+            "open_request_id": None,
+            "request_id": None,
+            "grants": [],
+            "policy_id": None,
+            "start": None,
+            "end": None,
+            "extension": {},
+            "expiry_reminded_for": None,
+            "granted_at": None,
+            "granted_position": None,
+            "ended_at": None,
+            "updated_position": event.position,
+        }
+        self.changed_assignments[event.originator_id] = None
+
+    def _set_assignment_state(self, assignment: dict, state: str) -> None:
+        assignment["state"] = state
+        for request_id in assignment["grants"]:
+            request = self.requests.get(request_id)
+            if request is not None:
+                request["grant_state"] = state
+                self.changed_requests[request_id] = None
+
+    def _request_opened(self, event: LogEvent) -> None:
+        assignment = self._assignment(event)
+        if assignment is not None:
+            assignment["open_request_id"] = event.data["request_id"]
+
+    def _request_closed(self, event: LogEvent) -> None:
+        assignment = self._assignment(event)
+        if assignment is not None:
+            assignment["open_request_id"] = None
+
+    def _delivering(self, event: LogEvent) -> None:
+        assignment = self._assignment(event)
+        if assignment is None:
+            return
+        d = event.data
+        assignment.update(
+            request_id=d["request_id"],
+            grants=[d["request_id"]],
+            policy_id=d.get("policy_id"),
+            start=d.get("start"),
+            end=d.get("end"),
+            extension=d.get("extension") or {},
+            expiry_reminded_for=None,
+            delivery_state="delivering",
+            granted_at=event.timestamp,
+            granted_position=event.position,
+            ended_at=None,
+        )
+        self._set_assignment_state(assignment, "delivering")
+
+    def _delivered(self, event: LogEvent) -> None:
+        assignment = self._assignment(event)
+        if assignment is None:
+            return
+        assignment["delivery_state"] = "delivered"
+        if assignment["state"] in ("delivering", "partially_delivered"):
+            self._set_assignment_state(assignment, "delivered")
+
+    def _partially_delivered(self, event: LogEvent) -> None:
+        assignment = self._assignment(event)
+        if assignment is None:
+            return
+        assignment["delivery_state"] = "partially_delivered"
+        if assignment["state"] == "delivering":
+            self._set_assignment_state(assignment, "partially_delivered")
+
+    def _extended(self, event: LogEvent) -> None:
+        assignment = self._assignment(event)
+        if assignment is None:
+            return
+        assignment["end"] = event.data.get("end")
+        assignment["grants"].append(event.data["request_id"])
+        self._set_assignment_state(assignment, "access_extended")
+
+    def _expiry_reminded(self, event: LogEvent) -> None:
+        assignment = self._assignment(event)
+        if assignment is not None:
+            assignment["expiry_reminded_for"] = event.data.get("end")
+
+    def _access_expired(self, event: LogEvent) -> None:
+        self._access_ended(event, "access_expired")
+
+    def _removed(self, event: LogEvent) -> None:
+        self._access_ended(event, "removed")
+
+    def _access_ended(self, event: LogEvent, state: str) -> None:
+        assignment = self._assignment(event)
+        if assignment is not None:
+            assignment["ended_at"] = event.timestamp
+            self._set_assignment_state(assignment, state)
+
+    # --- packages ----------------------------------------------------------------------------
+
+    def _package(self, event: LogEvent) -> None:
+        settings = event.data.get("settings") or {}
+        known = self._packages_by_originator.get(event.originator_id)
+        package_id = event.data.get("key") or (known[0] if known else None)
+        if package_id is None:
+            return
+        name = settings.get("name") or package_id
+        self._packages_by_originator[event.originator_id] = (package_id, name)
+        self._changed_packages[event.originator_id] = None
+
+
+_HANDLERS = {
+    f"{REQUEST}.Submitted": Facts._submitted,
+    f"{REQUEST}.StageStarted": Facts._stage_started,
+    f"{REQUEST}.ApproverReminded": Facts._reminded,
+    f"{REQUEST}.Escalated": Facts._escalated,
+    f"{REQUEST}.StageApproved": Facts._stage_approved,
+    f"{REQUEST}.Approved": Facts._approved,
+    f"{REQUEST}.Denied": Facts._denied,
+    f"{REQUEST}.Expired": Facts._expired,
+    f"{REQUEST}.Cancelled": Facts._cancelled,
+    f"{REQUEST}.Revoked": Facts._revoked,
+    f"{ASSIGNMENT}.Created": Facts._assignment_created,
+    f"{ASSIGNMENT}.RequestOpened": Facts._request_opened,
+    f"{ASSIGNMENT}.RequestClosed": Facts._request_closed,
+    f"{ASSIGNMENT}.Delivering": Facts._delivering,
+    f"{ASSIGNMENT}.Delivered": Facts._delivered,
+    f"{ASSIGNMENT}.PartiallyDelivered": Facts._partially_delivered,
+    f"{ASSIGNMENT}.Extended": Facts._extended,
+    f"{ASSIGNMENT}.ExpiryReminded": Facts._expiry_reminded,
+    f"{ASSIGNMENT}.AccessExpired": Facts._access_expired,
+    f"{ASSIGNMENT}.Removed": Facts._removed,
+    f"{PACKAGE}.Registered": Facts._package,
+    f"{PACKAGE}.Reconfigured": Facts._package,
+}
+
+
+def list_item(request: dict, package_name: str) -> dict[str, Any]:
+    """The fields every request list shows (API.md: pending, history, ``/me/requests``)."""
+    return {
+        "request_id": request["id"],
+        "request_type": request["request_type"],
+        "access_package_id": request["access_package_id"],
+        "access_package_name": package_name,
+        "requestor_id": request["requestor_id"],
+        "target_user_id": request["target_user_id"],
+        "state": display_state(request),
+        "current_stage": request["current_stage"],
+        "submitted_at": request["submitted_at"],
+        "expires_at": request["expires_at"],
+    }

@@ -1,0 +1,107 @@
+"""The approval-history read model: per approver, every request they could decide that is now
+decided, expired, cancelled or revoked, with the decision, who made it, the reason and when.
+
+Everyone who could decide a stage sees its outcome and its decision maker (the seed: "the other
+approvers can see the request decision and the decision maker"). Who could decide a stage: its
+primary approvers, and its alternate approvers once it was escalated. A revoked approval shows as
+``revoked``, by whom and why, in the rows of every stage of that request."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from projections.engine import LogEvent, ReadModel
+from projections.facts import ALL_TOPICS, Facts, list_item
+from projections.paging import Page, keyset_page
+from projections.store import Transaction, dumps
+
+NAME = "history"
+TABLE = "approval_history"
+
+
+def could_decide(request: dict, stage: dict) -> list[str]:
+    people = list(stage["approvers"])
+    if stage["escalated_at"] is not None:
+        people += [p for p in stage["alternate_approvers"] if p not in people]
+    excluded = {request["requestor_id"], request["target_user_id"]}
+    return [p for p in people if p not in excluded]
+
+
+def history_rows(request: dict, package_name: str) -> list[tuple]:
+    rows = []
+    base = list_item(request, package_name)
+    for stage in request["stages"]:
+        if not stage["decision"]:
+            continue
+        outcome = {
+            "stage": stage["number"],
+            "decision": stage["decision"],
+            "decided_by": stage["decided_by"],
+            "reason": stage["reason"],
+            "decided_at": stage["decided_at"],
+        }
+        if request["own_state"] == "revoked":
+            outcome.update(
+                decision="revoked",
+                decided_by=request["revoked_by"],
+                reason=request["revocation_reason"],
+                decided_at=request["revoked_at"],
+                stage_decision=stage["decision"],
+                stage_decided_by=stage["decided_by"],
+            )
+        item = dumps({**base, **outcome})
+        for approver in could_decide(request, stage):
+            rows.append((approver, request["id"], stage["number"], stage["decided_position"], item))
+    return rows
+
+
+class HistoryReadModel(ReadModel):
+    name = NAME
+    topics = ALL_TOPICS
+
+    def __init__(self) -> None:
+        self.facts = Facts(NAME)
+        self.tables = self.facts.tables + (
+            f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+                approver_id TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                stage INTEGER NOT NULL,
+                sort_position BIGINT NOT NULL,
+                item TEXT NOT NULL,
+                PRIMARY KEY (approver_id, request_id, stage))""",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_request ON {TABLE} (request_id)",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_approver ON {TABLE} (approver_id, sort_position, request_id, stage)",
+        )
+
+    def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
+        self.facts.fold(tx, events)
+        self.facts.save(tx)
+        changed = [self.facts.requests[rid] for rid in self.facts.changed_requests]
+        decided = [r for r in changed if any(stage["decision"] for stage in r["stages"])]
+        if not decided:
+            return
+        ids = [r["id"] for r in decided]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            tx.execute(f"DELETE FROM {TABLE} WHERE request_id IN {tx.in_list(chunk)}", chunk)
+        names = self.facts.names_of(tx, {r["access_package_id"] for r in decided})
+        rows = [row for r in decided for row in history_rows(r, names[r["access_package_id"]])]
+        tx.executemany(
+            f"INSERT INTO {TABLE} (approver_id, request_id, stage, sort_position, item) VALUES (?, ?, ?, ?, ?)", rows
+        )
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def of_approver(self, tx: Transaction, approver_id: str, *, limit: int, cursor: str | None) -> Page:
+        """What ``approver_id`` could decide and is decided now, most recent decision first."""
+        return keyset_page(
+            tx,
+            select=f"SELECT item, sort_position, request_id, stage FROM {TABLE}",
+            where="approver_id = ?",
+            params=(approver_id,),
+            key_columns=("sort_position", "request_id", "stage"),
+            limit=limit,
+            cursor=cursor,
+            row_to_item=lambda row: json.loads(row[0]),
+        )

@@ -1,0 +1,83 @@
+"""The pending-approvals read model: per approver, the requests awaiting their decision now.
+
+A request is pending for the current stage's primary approvers, and for its alternate approvers
+once the stage is escalated. It leaves everyone's list the moment any approver decides, it
+expires, or it is cancelled (the seed: "the request is completed and is no longer available for
+the other approvers")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from projections.engine import LogEvent, ReadModel
+from projections.facts import ALL_TOPICS, PENDING_APPROVAL, Facts, current_stage, list_item
+from projections.paging import Page, keyset_page
+from projections.store import Transaction, dumps
+
+NAME = "pending"
+TABLE = "pending_approvals"
+
+
+def approvers_now(request: dict) -> list[str]:
+    """Who may decide ``request`` now (none once it is no longer pending)."""
+    stage = current_stage(request)
+    if request["own_state"] != PENDING_APPROVAL or stage is None:
+        return []
+    people = list(stage["approvers"])
+    if stage["escalated_at"] is not None:
+        people += [p for p in stage["alternate_approvers"] if p not in people]
+    excluded = {request["requestor_id"], request["target_user_id"]}
+    return [p for p in people if p not in excluded]
+
+
+class PendingReadModel(ReadModel):
+    name = NAME
+    topics = ALL_TOPICS
+
+    def __init__(self) -> None:
+        self.facts = Facts(NAME)
+        self.tables = self.facts.tables + (
+            f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+                approver_id TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                sort_position BIGINT NOT NULL,
+                item TEXT NOT NULL,
+                PRIMARY KEY (approver_id, request_id))""",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_request ON {TABLE} (request_id)",
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_approver ON {TABLE} (approver_id, sort_position, request_id)",
+        )
+
+    def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
+        self.facts.fold(tx, events)
+        self.facts.save(tx)
+        changed = [self.facts.requests[rid] for rid in self.facts.changed_requests]
+        if not changed:
+            return
+        ids = [r["id"] for r in changed]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            tx.execute(f"DELETE FROM {TABLE} WHERE request_id IN {tx.in_list(chunk)}", chunk)
+        rows = []
+        pending = [r for r in changed if approvers_now(r)]
+        names = self.facts.names_of(tx, {r["access_package_id"] for r in pending})
+        for request in pending:
+            item = dumps(list_item(request, names[request["access_package_id"]]))
+            for approver in approvers_now(request):
+                rows.append((approver, request["id"], request["submitted_position"], item))
+        tx.executemany(f"INSERT INTO {TABLE} (approver_id, request_id, sort_position, item) VALUES (?, ?, ?, ?)", rows)
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def of_approver(self, tx: Transaction, approver_id: str, *, limit: int, cursor: str | None) -> Page:
+        """Requests awaiting ``approver_id``'s decision, newest first."""
+        return keyset_page(
+            tx,
+            select=f"SELECT item, sort_position, request_id FROM {TABLE}",
+            where="approver_id = ?",
+            params=(approver_id,),
+            key_columns=("sort_position", "request_id"),
+            limit=limit,
+            cursor=cursor,
+            row_to_item=lambda row: json.loads(row[0]),
+        )

@@ -1,0 +1,132 @@
+"""All read models of entitlements, and the queries the web layer asks of them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Sequence
+
+from eventsourcing.application import Application
+
+from projections.assignments import AssignmentsReadModel
+from projections.deadlines import DeadlinesReadModel
+from projections.directory import DirectoryReadModel
+from projections.engine import Projector, ReadModel
+from projections.history import HistoryReadModel
+from projections.paging import Page
+from projections.pending import PendingReadModel
+from projections.requests import RequestsReadModel
+from projections.store import ViewStore
+
+READ_MODELS: dict[str, Callable[[], ReadModel]] = {
+    "pending": PendingReadModel,
+    "history": HistoryReadModel,
+    "requests": RequestsReadModel,
+    "assignments": AssignmentsReadModel,
+    "deadlines": DeadlinesReadModel,
+    "directory": DirectoryReadModel,
+}
+
+
+class UnknownReadModel(ValueError):
+    pass
+
+
+def check_names(names: Sequence[str]) -> list[str]:
+    unknown = [name for name in names if name not in READ_MODELS]
+    if unknown:
+        raise UnknownReadModel(
+            f"no read model named {', '.join(map(repr, unknown))}; the read models are: {', '.join(READ_MODELS)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    names: list[str]
+    events: int  # log positions passed
+    seconds: float
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else float("inf")
+
+
+class ReadModels:
+    """The read models over one application's log, kept in ``store``."""
+
+    def __init__(self, app: Application, store: ViewStore, *, batch_size: int = 1000) -> None:
+        self.app = app
+        self.store = store
+        self.batch_size = batch_size
+        self.models: dict[str, Any] = {name: factory() for name, factory in READ_MODELS.items()}
+        self.projector = Projector(app, store, list(self.models.values()), batch_size=batch_size)
+
+    # --- running -----------------------------------------------------------------------------
+
+    def projector_for(self, names: Sequence[str]) -> Projector:
+        return Projector(self.app, self.store, [self.models[name] for name in check_names(names)], batch_size=self.batch_size)
+
+    def catch_up(self) -> int:
+        return self.projector.catch_up()
+
+    def rebuild(self, names: Sequence[str] | None = None, progress: Callable[[int, int], None] | None = None) -> RebuildResult:
+        """Drops the rows of ``names`` (all when None) and projects the whole log again."""
+        names = check_names(names) if names else list(self.models)
+        projector = self.projector_for(names)
+        started = time.perf_counter()
+        projector.reset()
+        moved = projector.catch_up(progress)
+        return RebuildResult(names=names, events=moved, seconds=time.perf_counter() - started)
+
+    def positions(self) -> dict[str, int]:
+        return self.projector.positions()
+
+    def head(self) -> int:
+        return self.projector.head()
+
+    def lag(self) -> dict[str, int]:
+        head = self.head()
+        return {name: max(0, head - position) for name, position in self.positions().items()}
+
+    def wait_for(self, position: int, timeout: float = 5.0) -> bool:
+        return self.projector.wait_for(position, timeout)
+
+    def dump(self, name: str) -> list[tuple]:
+        with self.store.transaction(write=False) as tx:
+            return self.models[name].dump(tx)
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def pending(self, user_id: str, *, limit: int, cursor: str | None = None) -> Page:
+        with self.store.transaction(write=False) as tx:
+            return self.models["pending"].of_approver(tx, user_id, limit=limit, cursor=cursor)
+
+    def history(self, user_id: str, *, limit: int, cursor: str | None = None) -> Page:
+        with self.store.transaction(write=False) as tx:
+            return self.models["history"].of_approver(tx, user_id, limit=limit, cursor=cursor)
+
+    def request(self, request_id: str) -> dict[str, Any] | None:
+        with self.store.transaction(write=False) as tx:
+            return self.models["requests"].get(tx, request_id)
+
+    def requests_of(self, user_id: str, *, limit: int, cursor: str | None = None) -> Page:
+        with self.store.transaction(write=False) as tx:
+            return self.models["requests"].of_user(tx, user_id, limit=limit, cursor=cursor)
+
+    def assignments_of(self, user_id: str, *, limit: int, cursor: str | None = None) -> Page:
+        with self.store.transaction(write=False) as tx:
+            return self.models["assignments"].of_user(tx, user_id, limit=limit, cursor=cursor)
+
+    def assignment(self, assignment_id: str) -> dict[str, Any] | None:
+        with self.store.transaction(write=False) as tx:
+            return self.models["assignments"].get(tx, assignment_id)
+
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        with self.store.transaction(write=False) as tx:
+            return self.models["directory"].get(tx, user_id)
+
+    def due_deadlines(self, now: datetime, *, limit: int = 1000) -> list[dict]:
+        with self.store.transaction(write=False) as tx:
+            return self.models["deadlines"].due(tx, now, limit=limit)
