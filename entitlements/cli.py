@@ -11,8 +11,10 @@ from pathlib import Path
 import click
 
 from domain.errors import DomainError
-from entitlements.bootstrap import build_application
+from entitlements import processes
+from entitlements.bootstrap import build_application, build_services
 from entitlements.settings import ConfigurationError, Settings
+from projections.read_models import UnknownReadModel
 from entitlements.tenant import LOADER, LoadResult, TenantFileError, load_tenant
 
 DEMO_TENANT = Path(__file__).parent / "demo" / "tenant.yaml"
@@ -59,6 +61,64 @@ def default_actor() -> str:
 def demo_tenant_command() -> None:
     """Print the path of the demo tenant file shipped with entitlements."""
     click.echo(str(DEMO_TENANT))
+
+
+@cli.group("tokens")
+def tokens_group() -> None:
+    """API tokens (``Authorization: Bearer TOKEN``)."""
+
+
+@tokens_group.command("create")
+@click.argument("user_id")
+def tokens_create_command(user_id: str) -> None:
+    """Print a new API token for USER_ID (a user of the directory). Only its hash is stored: keep
+    the printed token, it cannot be shown again."""
+    services = build_services(Settings.from_env())
+    try:
+        services.app.user(user_id)  # UnknownUser: a clear error
+        click.echo(services.tokens.create(user_id, now=services.app.clock.now()))
+    finally:
+        services.close()
+
+
+@cli.command("rebuild")
+@click.argument("names", nargs=-1)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; only the closing line.")
+def rebuild_command(names: tuple[str, ...], quiet: bool) -> None:
+    """Drop and rebuild read models from the event log (all of them without NAMEs).
+
+    Read models: pending, history, requests, assignments, deadlines, directory. Each keeps its rows
+    and its position in one transaction, so an interrupted rebuild resumes where it stopped the
+    next time it (or `entitlements project`) runs."""
+    processes.rebuild(Settings.from_env(), list(names), quiet=quiet)
+
+
+@cli.command("project")
+@click.option("--interval", default=0.2, show_default=True, help="Seconds between looks at the log when idle.")
+def project_command(interval: float) -> None:
+    """Run the read-model projections alone, following the event log until stopped (scale-out
+    mode: one such process beside several `entitlements web` workers on PostgreSQL)."""
+    processes.project(Settings.from_env(), interval=interval)
+
+
+@cli.command("web")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int, help="Worker threads of the WSGI server.")
+def web_command(host: str, port: int, threads: int) -> None:
+    """Serve the HTTP API alone (waitress), reading the read models that `entitlements project`
+    keeps up to date. Run several on one PostgreSQL database to scale out."""
+    processes.web(Settings.from_env(), host=host, port=port, threads=threads)
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int, help="Worker threads of the WSGI server.")
+def serve_command(host: str, port: int, threads: int) -> None:
+    """The embedded mode: the HTTP API and the projections following the log, in one process
+    (the default SQLite file needs nothing else)."""
+    processes.serve(Settings.from_env(), host=host, port=port, threads=threads)
 
 
 def describe_tenant(result: LoadResult) -> str:
@@ -113,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in error.problems:
             click.echo(f"  - {problem}", err=True)
         return 1
-    except (ConfigurationError, DomainError) as error:
+    except (ConfigurationError, DomainError, UnknownReadModel) as error:
         click.echo(f"error: {error}", err=True)
         return 1
     except KeyboardInterrupt:

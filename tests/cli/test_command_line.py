@@ -126,3 +126,30 @@ def test_load_records_the_os_user_as_actor_by_default(database, tmp_path, monkey
 def test_load_records_the_given_actor(database, tmp_path):
     assert main(["load", "-q", "--actor", "change-1234", write(tmp_path, "t.yaml", FIRST_FILE)]) == 0
     assert first_actor("c") == "change-1234"
+
+
+def test_tokens_create_prints_a_token_for_a_known_user(database, capsys):
+    main(["load", "-q", str(DEMO_TENANT)])
+    capsys.readouterr()
+    assert main(["tokens", "create", "ben"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert token.startswith("ent_") and len(token) > 40
+
+
+def test_tokens_create_refuses_an_unknown_user(database, capsys):
+    main(["load", "-q", str(DEMO_TENANT)])
+    assert main(["tokens", "create", "nobody"]) == 1
+    assert "no user 'nobody'" in capsys.readouterr().err
+
+
+def test_rebuild_reports_events_per_second(database, capsys):
+    main(["load", "-q", str(DEMO_TENANT)])
+    capsys.readouterr()
+    assert main(["rebuild", "--quiet", "pending", "history"]) == 0
+    out = capsys.readouterr().out
+    assert "rebuilt pending, history: 33 log events in" in out and "events/s" in out
+
+
+def test_rebuild_of_an_unknown_read_model_names_the_known_ones(database, capsys):
+    assert main(["rebuild", "pending", "nope"]) == 1
+    assert "no read model named 'nope'; the read models are: pending, history" in capsys.readouterr().err

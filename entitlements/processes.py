@@ -1,0 +1,115 @@
+"""The long-running parts of entitlements: rebuilding, projecting, serving.
+
+``serve`` is the embedded mode (one process: WSGI server and projections); ``web`` and ``project``
+run the parts alone, for several web workers and one projection process on one PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+import click
+from tqdm import tqdm
+
+from entitlements.bootstrap import Services, build_services
+from entitlements.settings import Settings
+from projections.read_models import check_names
+
+log = logging.getLogger(__name__)
+
+
+def rebuild(settings: Settings, names: list[str], *, quiet: bool = False) -> None:
+    names = check_names(names) if names else []
+    services = build_services(settings)
+    try:
+        head = services.read_models.head()
+        label = ", ".join(names) if names else "all read models"
+        with tqdm(
+            total=head, unit="ev", unit_scale=True, desc=f"rebuilding {label}", disable=quiet, file=sys.stderr, dynamic_ncols=True
+        ) as bar:
+
+            def progress(passed: int, position: int) -> None:
+                bar.update(min(passed, max(0, head - bar.n)))
+
+            result = services.read_models.rebuild(names or None, progress=progress)
+        click.echo(
+            f"rebuilt {', '.join(result.names)}: {result.events} log events in {result.seconds:.2f} s"
+            f" ({result.events_per_second:,.0f} events/s)"
+        )
+    finally:
+        services.close()
+
+
+@contextmanager
+def following(services: Services, *, interval: float = 0.2) -> Iterator[threading.Thread]:
+    """The read models follow the log in a background thread while the block runs."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=services.read_models.projector.follow, args=(stop,), kwargs={"interval": interval}, name="projections", daemon=True
+    )
+    thread.start()
+    try:
+        yield thread
+    finally:
+        stop.set()
+        services.read_models.projector.wake()
+        thread.join(timeout=10)
+
+
+def _stop_on_sigterm() -> None:
+    """``kill`` (SIGTERM) ends the process like Ctrl-C: the current batch commits or rolls back."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
+def project(settings: Settings, *, interval: float = 0.2) -> None:
+    services = build_services(settings)
+    _stop_on_sigterm()
+    try:
+        click.echo(f"projecting {', '.join(services.read_models.models)} from {settings.database_url}"
+                   f" (head {services.read_models.head()}); Ctrl-C to stop", err=True)
+        stop = threading.Event()
+        try:
+            services.read_models.projector.follow(stop, interval=interval)
+        except KeyboardInterrupt:
+            stop.set()
+    finally:
+        services.close()
+
+
+def _serve(services: Services, *, host: str, port: int, threads: int, project_inline: bool) -> None:
+    import waitress
+
+    from web.app import create_app
+
+    app = create_app(services, project_inline=project_inline)
+    click.echo(f"entitlements API at http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); Ctrl-C to stop", err=True)
+    waitress.serve(app, host=host, port=port, threads=threads, ident="entitlements", _quiet=True)
+
+
+def web(settings: Settings, *, host: str, port: int, threads: int) -> None:
+    services = build_services(settings)
+    _stop_on_sigterm()
+    try:
+        _serve(services, host=host, port=port, threads=threads, project_inline=False)
+    finally:
+        services.close()
+
+
+def serve(settings: Settings, *, host: str, port: int, threads: int) -> None:
+    services = build_services(settings)
+    _stop_on_sigterm()
+    try:
+        services.read_models.catch_up()
+        with following(services):
+            _serve(services, host=host, port=port, threads=threads, project_inline=True)
+    finally:
+        services.close()
