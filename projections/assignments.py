@@ -3,13 +3,13 @@ end, and the request that granted it."""
 
 from __future__ import annotations
 
-import json
+
 from typing import Any, Sequence
 
 from projections.engine import LogEvent, ReadModel
 from projections.facts import ALL_TOPICS, Facts
 from projections.paging import Page, keyset_page
-from projections.store import Transaction, dumps
+from projections.store import Transaction, dumps, loads
 
 NAME = "assignments"
 TABLE = "assignment_views"
@@ -58,13 +58,14 @@ class AssignmentsReadModel(ReadModel):
         if not granted:
             return
         names = self.facts.names_of(tx, {a["access_package_id"] for a in granted})
-        tx.executemany(
-            f"INSERT INTO {TABLE} (assignment_id, user_id, access_package_id, sort_position, item) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (assignment_id) DO UPDATE SET sort_position = excluded.sort_position, item = excluded.item",
+        tx.insert_many(
+            f"INSERT INTO {TABLE} (assignment_id, user_id, access_package_id, sort_position, item)",
             (
                 (a["id"], a["user_id"], a["access_package_id"], a["granted_position"], dumps(assignment_item(a, names[a["access_package_id"]])))
                 for a in granted
             ),
+            conflict="ON CONFLICT (assignment_id) DO UPDATE SET sort_position = excluded.sort_position, item = excluded.item",
+            types=("text", "text", "text", "bigint", "text"),
         )
 
     # --- queries -----------------------------------------------------------------------------
@@ -79,9 +80,9 @@ class AssignmentsReadModel(ReadModel):
             key_columns=("sort_position", "assignment_id"),
             limit=limit,
             cursor=cursor,
-            row_to_item=lambda row: json.loads(row[0]),
+            row_to_item=lambda row: loads(row[0]),
         )
 
     def get(self, tx: Transaction, assignment_id: str) -> dict[str, Any] | None:
         row = tx.fetchone(f"SELECT item FROM {TABLE} WHERE assignment_id = ?", (assignment_id,))
-        return json.loads(row[0]) if row else None
+        return loads(row[0]) if row else None

@@ -85,12 +85,10 @@ class DeadlinesReadModel(ReadModel):
         self.facts.fold(tx, events)
         self.facts.save(tx)
         subjects = list(self.facts.changed_requests) + list(self.facts.changed_assignments)
-        for start in range(0, len(subjects), 500):
-            chunk = subjects[start : start + 500]
-            tx.execute(f"DELETE FROM {TABLE} WHERE subject_id IN {tx.in_list(chunk)}", chunk)
+        tx.delete_where_in(TABLE, "subject_id", subjects)
         rows = [row for rid in self.facts.changed_requests for row in request_deadlines(self.facts.requests[rid])]
         rows += [row for aid in self.facts.changed_assignments for row in assignment_deadlines(self.facts.assignments[aid])]
-        tx.executemany(f"INSERT INTO {TABLE} (kind, subject_id, stage, due_at) VALUES (?, ?, ?, ?)", rows)
+        tx.insert_many(f"INSERT INTO {TABLE} (kind, subject_id, stage, due_at)", rows, types=("text", "text", "integer", "text"))
 
     # --- queries -----------------------------------------------------------------------------
 

@@ -3,11 +3,11 @@ authorization and for showing who someone is."""
 
 from __future__ import annotations
 
-import json
+
 from typing import Any, Sequence
 
 from projections.engine import LogEvent, ReadModel, topics
-from projections.store import Transaction, dumps
+from projections.store import Transaction, dumps, loads
 
 NAME = "directory"
 TABLE = "directory_users"
@@ -24,11 +24,7 @@ class DirectoryReadModel(ReadModel):
     )
 
     def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
-        ids = sorted({e.originator_id for e in events})
-        known = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            known.update(tx.fetchall(f"SELECT originator_id, user_id FROM {TABLE} WHERE originator_id IN {tx.in_list(chunk)}", chunk))
+        known = dict(tx.fetch_where_in(f"SELECT originator_id, user_id FROM {TABLE}", "originator_id", {e.originator_id for e in events}))
         users: dict[str, tuple[str, dict]] = {}
         for event in events:
             user_id = event.data.get("key") or known.get(event.originator_id)
@@ -48,12 +44,13 @@ class DirectoryReadModel(ReadModel):
                     "roles": list(settings.get("roles") or []),
                 },
             )
-        tx.executemany(
-            f"INSERT INTO {TABLE} (originator_id, user_id, data) VALUES (?, ?, ?)"
-            " ON CONFLICT (originator_id) DO UPDATE SET data = excluded.data",
+        tx.insert_many(
+            f"INSERT INTO {TABLE} (originator_id, user_id, data)",
             ((oid, user_id, dumps(data)) for oid, (user_id, data) in users.items()),
+            conflict="ON CONFLICT (originator_id) DO UPDATE SET data = excluded.data",
+            types=("text", "text", "text"),
         )
 
     def get(self, tx: Transaction, user_id: str) -> dict[str, Any] | None:
         row = tx.fetchone(f"SELECT data FROM {TABLE} WHERE user_id = ?", (user_id,))
-        return json.loads(row[0]) if row else None
+        return loads(row[0]) if row else None

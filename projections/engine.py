@@ -6,22 +6,20 @@ read model of a group; a read model already past an event skips it. A page is re
 the group needs filtered in SQL, bounded by the log head taken before the read, and the position
 recorded is that head when the page is not full, so the position never stalls below the head.
 
-Events are decoded straight from the library's JSON (no aggregate classes are imported), with the
-library's typed values (``{"_type_": "datetime_iso", "_data_": ...}``) reduced to their text: read
-models keep ISO timestamps as text.
+Events come from :mod:`projections.event_log`: only the columns needed, decoded from the
+library's JSON without building its event objects.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from eventsourcing.application import Application
 
+from projections.event_log import EventLog, LogEvent
 from projections.store import Transaction, ViewStore
 
 log = logging.getLogger(__name__)
@@ -30,43 +28,6 @@ POSITIONS_TABLE = """CREATE TABLE IF NOT EXISTS projection_positions (
     name TEXT PRIMARY KEY,
     position BIGINT NOT NULL
 )"""
-
-
-@dataclass(frozen=True)
-class LogEvent:
-    position: int
-    originator_id: str
-    version: int
-    topic: str  # "domain.access_request:AccessRequest.Submitted"
-    data: dict[str, Any]
-
-    @property
-    def kind(self) -> str:
-        """``AccessRequest.Submitted``"""
-        return self.topic.rsplit(":", 1)[-1]
-
-    @property
-    def timestamp(self) -> str:
-        return self.data["timestamp"]
-
-
-def _typed_value(value: dict) -> Any:
-    if "_type_" in value and "_data_" in value and len(value) == 2:
-        return value["_data_"]
-    return value
-
-
-def decode(notification) -> LogEvent:
-    state = notification.state
-    data = json.loads(state.decode("utf-8") if isinstance(state, (bytes, bytearray, memoryview)) else state, object_hook=_typed_value)
-    topic = notification.topic
-    return LogEvent(
-        position=notification.id,
-        originator_id=str(notification.originator_id),
-        version=notification.originator_version,
-        topic=topic,
-        data=data,
-    )
 
 
 class ReadModel:
@@ -115,6 +76,7 @@ class Projector:
         self.store = store
         self.models = list(models)
         self.batch_size = batch_size
+        self.log = EventLog(app, store)
         self.topics = sorted({topic for model in self.models for topic in model.topics})
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -131,7 +93,7 @@ class Projector:
             return read_positions(tx, [model.name for model in self.models])
 
     def head(self) -> int:
-        return self.app.recorder.max_notification_id() or 0
+        return self.log.head()
 
     # --- one batch ---------------------------------------------------------------------------
 
@@ -148,11 +110,8 @@ class Projector:
         head = self.head()
         if start >= head:
             return 0
-        notifications = self.app.recorder.select_notifications(
-            start + 1, self.batch_size, stop=head, topics=self.topics
-        )
-        end = notifications[-1].id if len(notifications) == self.batch_size else head
-        events = [decode(n) for n in notifications]
+        events = self.log.read(start, stop=head, limit=self.batch_size, topics=self.topics)
+        end = events[-1].position if len(events) == self.batch_size else head
         with self.store.transaction() as tx:
             current = read_positions(tx, names, lock=True)
             if current != positions:  # another process moved first: it did this work

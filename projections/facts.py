@@ -11,11 +11,11 @@ expired, removed), as the domain's ``request_state`` does.
 
 from __future__ import annotations
 
-import json
+
 from typing import Any, Sequence
 
 from projections.engine import LogEvent, topics
-from projections.store import Transaction, dumps
+from projections.store import Transaction, dumps, loads
 
 REQUEST = "AccessRequest"
 ASSIGNMENT = "Assignment"
@@ -132,47 +132,38 @@ class Facts:
                 handler(self, event)
 
     def save(self, tx: Transaction) -> None:
-        tx.executemany(
-            f"INSERT INTO {self.requests_table} (request_id, requestor_id, target_user_id, submitted_position, data)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET data = excluded.data",
+        tx.insert_many(
+            f"INSERT INTO {self.requests_table} (request_id, requestor_id, target_user_id, submitted_position, data)",
             (
                 (rid, r["requestor_id"], r["target_user_id"], r["submitted_position"], dumps(r))
                 for rid, r in ((rid, self.requests[rid]) for rid in self.changed_requests)
             ),
+            conflict="ON CONFLICT (request_id) DO UPDATE SET data = excluded.data",
+            types=("text", "text", "text", "bigint", "text"),
         )
-        tx.executemany(
-            f"INSERT INTO {self.assignments_table} (assignment_id, user_id, data) VALUES (?, ?, ?)"
-            " ON CONFLICT (assignment_id) DO UPDATE SET data = excluded.data",
+        tx.insert_many(
+            f"INSERT INTO {self.assignments_table} (assignment_id, user_id, data)",
             ((aid, self.assignments[aid]["user_id"], dumps(self.assignments[aid])) for aid in self.changed_assignments),
+            conflict="ON CONFLICT (assignment_id) DO UPDATE SET data = excluded.data",
+            types=("text", "text", "text"),
         )
-        tx.executemany(
-            f"INSERT INTO {self.packages_table} (originator_id, package_id, name) VALUES (?, ?, ?)"
-            " ON CONFLICT (originator_id) DO UPDATE SET name = excluded.name",
+        tx.insert_many(
+            f"INSERT INTO {self.packages_table} (originator_id, package_id, name)",
             ((oid, *self._packages_by_originator[oid]) for oid in self._changed_packages),
+            conflict="ON CONFLICT (originator_id) DO UPDATE SET name = excluded.name",
+            types=("text", "text", "text"),
         )
 
     def names_of(self, tx: Transaction, package_ids: set[str]) -> dict[str, str]:
         """Package names by package id (the id itself when the package is not known); call it
         after :meth:`save`, so that packages of this batch are seen."""
-        names: dict[str, str] = {}
-        wanted = sorted(package_ids)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            names.update(
-                tx.fetchall(f"SELECT package_id, name FROM {self.packages_table} WHERE package_id IN {tx.in_list(chunk)}", chunk)
-            )
+        names = dict(tx.fetch_where_in(f"SELECT package_id, name FROM {self.packages_table}", "package_id", package_ids))
         return {pid: names.get(pid, pid) for pid in package_ids}
 
     # --- loading -----------------------------------------------------------------------------
 
     def _load(self, tx: Transaction, table: str, key: str, ids: set[str]) -> dict[str, dict]:
-        found: dict[str, dict] = {}
-        wanted = sorted(ids)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            for row_id, data in tx.fetchall(f"SELECT {key}, data FROM {table} WHERE {key} IN {tx.in_list(chunk)}", chunk):
-                found[row_id] = json.loads(data)
-        return found
+        return {row_id: loads(data) for row_id, data in tx.fetch_where_in(f"SELECT {key}, data FROM {table}", key, ids)}
 
     def _load_requests(self, tx: Transaction, ids: set[str]) -> None:
         self.requests.update(self._load(tx, self.requests_table, "request_id", ids))
@@ -181,13 +172,9 @@ class Facts:
         self.assignments.update(self._load(tx, self.assignments_table, "assignment_id", ids))
 
     def _load_packages_by_originator(self, tx: Transaction, ids: set[str]) -> None:
-        wanted = sorted(ids)
-        if wanted:
-            for oid, package_id, name in tx.fetchall(
-                f"SELECT originator_id, package_id, name FROM {self.packages_table} WHERE originator_id IN {tx.in_list(wanted)}",
-                wanted,
-            ):
-                self._packages_by_originator[oid] = (package_id, name)
+        rows = tx.fetch_where_in(f"SELECT originator_id, package_id, name FROM {self.packages_table}", "originator_id", ids)
+        for oid, package_id, name in rows:
+            self._packages_by_originator[oid] = (package_id, name)
 
     # --- requests ----------------------------------------------------------------------------
 

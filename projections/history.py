@@ -8,13 +8,13 @@ primary approvers, and its alternate approvers once it was escalated. A revoked 
 
 from __future__ import annotations
 
-import json
+
 from typing import Any, Sequence
 
 from projections.engine import LogEvent, ReadModel
 from projections.facts import ALL_TOPICS, Facts, list_item
 from projections.paging import Page, keyset_page
-from projections.store import Transaction, dumps
+from projections.store import Transaction, dumps, loads
 
 NAME = "history"
 TABLE = "approval_history"
@@ -81,15 +81,10 @@ class HistoryReadModel(ReadModel):
         decided = [r for r in changed if any(stage["decision"] for stage in r["stages"])]
         if not decided:
             return
-        ids = [r["id"] for r in decided]
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            tx.execute(f"DELETE FROM {TABLE} WHERE request_id IN {tx.in_list(chunk)}", chunk)
+        tx.delete_where_in(TABLE, "request_id", (r["id"] for r in decided))
         names = self.facts.names_of(tx, {r["access_package_id"] for r in decided})
         rows = [row for r in decided for row in history_rows(r, names[r["access_package_id"]])]
-        tx.executemany(
-            f"INSERT INTO {TABLE} (approver_id, request_id, stage, sort_position, item) VALUES (?, ?, ?, ?, ?)", rows
-        )
+        tx.insert_many(f"INSERT INTO {TABLE} (approver_id, request_id, stage, sort_position, item)", rows, types=("text", "text", "integer", "bigint", "text"))
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -103,5 +98,5 @@ class HistoryReadModel(ReadModel):
             key_columns=("sort_position", "request_id", "stage"),
             limit=limit,
             cursor=cursor,
-            row_to_item=lambda row: json.loads(row[0]),
+            row_to_item=lambda row: loads(row[0]),
         )

@@ -7,13 +7,13 @@ the other approvers")."""
 
 from __future__ import annotations
 
-import json
+
 from typing import Any, Sequence
 
 from projections.engine import LogEvent, ReadModel
 from projections.facts import ALL_TOPICS, PENDING_APPROVAL, Facts, current_stage, list_item
 from projections.paging import Page, keyset_page
-from projections.store import Transaction, dumps
+from projections.store import Transaction, dumps, loads
 
 NAME = "pending"
 TABLE = "pending_approvals"
@@ -54,10 +54,7 @@ class PendingReadModel(ReadModel):
         changed = [self.facts.requests[rid] for rid in self.facts.changed_requests]
         if not changed:
             return
-        ids = [r["id"] for r in changed]
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            tx.execute(f"DELETE FROM {TABLE} WHERE request_id IN {tx.in_list(chunk)}", chunk)
+        tx.delete_where_in(TABLE, "request_id", (r["id"] for r in changed))
         rows = []
         pending = [r for r in changed if approvers_now(r)]
         names = self.facts.names_of(tx, {r["access_package_id"] for r in pending})
@@ -65,7 +62,7 @@ class PendingReadModel(ReadModel):
             item = dumps(list_item(request, names[request["access_package_id"]]))
             for approver in approvers_now(request):
                 rows.append((approver, request["id"], request["submitted_position"], item))
-        tx.executemany(f"INSERT INTO {TABLE} (approver_id, request_id, sort_position, item) VALUES (?, ?, ?, ?)", rows)
+        tx.insert_many(f"INSERT INTO {TABLE} (approver_id, request_id, sort_position, item)", rows, types=("text", "text", "bigint", "text"))
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -79,5 +76,5 @@ class PendingReadModel(ReadModel):
             key_columns=("sort_position", "request_id"),
             limit=limit,
             cursor=cursor,
-            row_to_item=lambda row: json.loads(row[0]),
+            row_to_item=lambda row: loads(row[0]),
         )

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import json
+
 from typing import Any, Sequence
 
 from projections.engine import LogEvent, ReadModel
 from projections.facts import ALL_TOPICS, Facts, display_state, list_item
 from projections.paging import Page, keyset_page
-from projections.store import Transaction
+from projections.store import Transaction, loads
 
 NAME = "requests"
 
@@ -91,7 +91,7 @@ class RequestsReadModel(ReadModel):
         row = tx.fetchone(f"SELECT data FROM {self.facts.requests_table} WHERE request_id = ?", (request_id,))
         if row is None:
             return None
-        request = json.loads(row[0])
+        request = loads(row[0])
         name = self.facts.names_of(tx, {request["access_package_id"]})[request["access_package_id"]]
         return details(request, name)
 
@@ -105,7 +105,7 @@ class RequestsReadModel(ReadModel):
             key_columns=("submitted_position",),
             limit=limit,
             cursor=cursor,
-            row_to_item=lambda row: json.loads(row[0]),
+            row_to_item=lambda row: loads(row[0]),
         )
         names = self.facts.names_of(tx, {r["access_package_id"] for r in page.items})
         page.items = [list_item(r, names[r["access_package_id"]]) for r in page.items]
