@@ -78,6 +78,7 @@ class AssignmentsReadModel(ReadModel):
             where="user_id = ?",
             params=(user_id,),
             key_columns=("sort_position", "assignment_id"),
+            key_types=(int, str),
             limit=limit,
             cursor=cursor,
             row_to_item=lambda row: loads(row[0]),

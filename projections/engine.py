@@ -146,7 +146,7 @@ class Projector:
             if time.monotonic() >= deadline:
                 return False
             self._wake.set()
-            time.sleep(0.01)
+            time.sleep(0.05)
 
     # --- following ---------------------------------------------------------------------------
 

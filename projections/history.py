@@ -96,6 +96,7 @@ class HistoryReadModel(ReadModel):
             where="approver_id = ?",
             params=(approver_id,),
             key_columns=("sort_position", "request_id", "stage"),
+            key_types=(int, str, int),
             limit=limit,
             cursor=cursor,
             row_to_item=lambda row: loads(row[0]),

@@ -28,14 +28,21 @@ def encode_cursor(key: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(key), separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, arity: int) -> list[Any]:
+BIGINT = 2**63
+
+
+def decode_cursor(cursor: str, types: Sequence[type]) -> list[Any]:
+    """The key a cursor stands for; each part must have the type the list's key has there."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeError):
         raise InvalidCursor("the cursor is not one this API gave out") from None
-    if not isinstance(key, list) or len(key) != arity or not isinstance(key[0], int):
+    if not isinstance(key, list) or len(key) != len(types):
         raise InvalidCursor("the cursor is not one this API gave out")
+    for part, expected in zip(key, types):
+        if type(part) is not expected or (expected is int and not -BIGINT <= part < BIGINT):
+            raise InvalidCursor("the cursor is not one this API gave out")
     return key
 
 
@@ -46,6 +53,7 @@ def keyset_page(
     where: str,
     params: Sequence[Any],
     key_columns: Sequence[str],
+    key_types: Sequence[type],
     limit: int,
     cursor: str | None,
     row_to_item: Callable[[tuple], dict[str, Any]],
@@ -56,7 +64,7 @@ def keyset_page(
     conditions = [where]
     arguments = list(params)
     if cursor:
-        key = decode_cursor(cursor, len(key_columns))
+        key = decode_cursor(cursor, key_types)
         # (a, b, c) < (x, y, z), spelled out: both dialects accept row values, this is clearer
         ors = []
         for i in range(len(key_columns)):

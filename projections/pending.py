@@ -74,6 +74,7 @@ class PendingReadModel(ReadModel):
             where="approver_id = ?",
             params=(approver_id,),
             key_columns=("sort_position", "request_id"),
+            key_types=(int, str),
             limit=limit,
             cursor=cursor,
             row_to_item=lambda row: loads(row[0]),

@@ -103,6 +103,7 @@ class RequestsReadModel(ReadModel):
             where="(requestor_id = ? OR target_user_id = ?)",
             params=(user_id, user_id),
             key_columns=("submitted_position",),
+            key_types=(int,),
             limit=limit,
             cursor=cursor,
             row_to_item=lambda row: loads(row[0]),

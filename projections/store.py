@@ -111,6 +111,8 @@ class ViewStore:
         self.database = database
         self.backend = database.backend
         self._local = threading.local()
+        self._sqlite_connections: list[sqlite3.Connection] = []
+        self._sqlite_lock = threading.Lock()
         self._pool = None
         if self.backend == "postgresql":
             from psycopg_pool import ConnectionPool
@@ -140,6 +142,8 @@ class ViewStore:
             connection.execute("PRAGMA busy_timeout=30000")
             connection.execute("PRAGMA synchronous=NORMAL")
             self._local.connection = connection
+            with self._sqlite_lock:
+                self._sqlite_connections.append(connection)
         return connection
 
     @contextmanager
@@ -171,7 +175,8 @@ class ViewStore:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
+        with self._sqlite_lock:  # every thread's connection (web workers open their own)
+            connections, self._sqlite_connections = self._sqlite_connections, []
+        for connection in connections:
             connection.close()
-            self._local.connection = None
+        self._local = threading.local()

@@ -1,0 +1,1 @@
+"""The JSON API under /api/v1: one package per resource, each with its routes and schemas."""

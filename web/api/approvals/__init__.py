@@ -1,0 +1,1 @@
+"""Approvals awaiting the caller, and their history."""

@@ -1,0 +1,1 @@
+"""Assignments (access held)."""

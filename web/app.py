@@ -1,0 +1,80 @@
+"""``create_app(services)``: the Flask application serving the JSON API under ``/api/v1``.
+
+Nothing happens at import time; everything the app works with comes in through ``services``
+(built by :func:`entitlements.bootstrap.build_services`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask_smorest
+from flask import Flask
+
+from entitlements.bootstrap import Services
+from web import auth
+from web.api.approvals.routes import blp as approvals_blp
+from web.api.assignments.routes import blp as assignments_blp
+from web.api.health.routes import blp as health_blp
+from web.api.me.routes import blp as me_blp
+from web.api.requests.routes import blp as requests_blp
+from web.context import EXTENSION, WebContext
+from web.errors import ErrorSchema, handle_http_exception, register_error_handlers
+
+API_PREFIX = "/api/v1"
+BLUEPRINTS = (requests_blp, me_blp, assignments_blp, approvals_blp, health_blp)
+SECURITY_SCHEME = "bearerAuth"
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "API_TITLE": "entitlements",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": API_PREFIX,
+    "OPENAPI_JSON_PATH": "openapi.json",
+    # No Swagger UI / ReDoc page: flask-smorest loads their assets from a CDN.
+    "API_SPEC_OPTIONS": {
+        "info": {
+            "description": "Access requests, approvals and delivery. Every call but /healthz and /readyz "
+            "needs `Authorization: Bearer TOKEN` (`entitlements tokens create USER_ID`). Errors are "
+            '`{"error": {"code", "message", "details"}}`.'
+        },
+        "security": [{SECURITY_SCHEME: []}],
+    },
+    "READ_WAIT_SECONDS": 5.0,  # how long a read with X-Min-Position waits for the projector
+}
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api, answering (and documenting) errors in this API's format."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error):
+        return handle_http_exception(error)
+
+
+def create_app(services: Services, *, project_inline: bool = False, config: dict[str, Any] | None = None) -> Flask:
+    """The web application over ``services``.
+
+    ``project_inline``: there is no projector running beside this app (tests, a single small
+    process); a read that asks for a position the read models have not reached brings them up to
+    date itself instead of waiting for the projector.
+    """
+    app = Flask(__name__, static_folder=None)  # no static files: nothing is served from the working directory
+    app.config.update(DEFAULT_CONFIG)
+    app.config.update(config or {})
+    app.extensions[EXTENSION] = WebContext(
+        services=services,
+        project_inline=project_inline,
+        read_wait_seconds=float(app.config["READ_WAIT_SECONDS"]),
+    )
+
+    api = Api(app)
+    api.spec.components.security_scheme(
+        SECURITY_SCHEME, {"type": "http", "scheme": "bearer", "description": "an API token"}
+    )
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint, url_prefix=API_PREFIX + blueprint.url_prefix)
+    register_error_handlers(app)
+    auth.init_app(app)
+    return app
