@@ -29,7 +29,13 @@ def rebuild(settings: Settings, names: list[str], *, quiet: bool = False) -> Non
         head = services.read_models.head()
         label = ", ".join(names) if names else "all read models"
         with tqdm(
-            total=head, unit="ev", unit_scale=True, desc=f"rebuilding {label}", disable=quiet, file=sys.stderr, dynamic_ncols=True
+            total=head,
+            unit="ev",
+            unit_scale=True,
+            desc=f"rebuilding {label}",
+            disable=quiet,
+            file=sys.stderr,
+            dynamic_ncols=True,
         ) as bar:
 
             def progress(passed: int, position: int) -> None:
@@ -49,7 +55,11 @@ def following(services: Services, *, interval: float = 0.2) -> Iterator[threadin
     """The read models follow the log in a background thread while the block runs."""
     stop = threading.Event()
     thread = threading.Thread(
-        target=services.read_models.projector.follow, args=(stop,), kwargs={"interval": interval}, name="projections", daemon=True
+        target=services.read_models.projector.follow,
+        args=(stop,),
+        kwargs={"interval": interval},
+        name="projections",
+        daemon=True,
     )
     thread.start()
     try:
@@ -74,8 +84,11 @@ def project(settings: Settings, *, interval: float = 0.2) -> None:
     services = build_services(settings)
     _stop_on_sigterm()
     try:
-        click.echo(f"projecting {', '.join(services.read_models.models)} from {settings.database_url}"
-                   f" (head {services.read_models.head()}); Ctrl-C to stop", err=True)
+        click.echo(
+            f"projecting {', '.join(services.read_models.models)} from {settings.database_url}"
+            f" (head {services.read_models.head()}); Ctrl-C to stop",
+            err=True,
+        )
         stop = threading.Event()
         try:
             services.read_models.projector.follow(stop, interval=interval)
@@ -91,7 +104,9 @@ def _serve(services: Services, *, host: str, port: int, threads: int, project_in
     from web.app import create_app
 
     app = create_app(services, project_inline=project_inline)
-    click.echo(f"entitlements API at http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); Ctrl-C to stop", err=True)
+    click.echo(
+        f"entitlements API at http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); Ctrl-C to stop", err=True
+    )
     waitress.serve(app, host=host, port=port, threads=threads, ident="entitlements", _quiet=True)
 
 

@@ -3,11 +3,9 @@ end, and the request that granted it."""
 
 from __future__ import annotations
 
+from typing import Any
 
-from typing import Any, Sequence
-
-from projections.engine import LogEvent, ReadModel
-from projections.facts import ALL_TOPICS, Facts
+from projections.facts import FactsReadModel
 from projections.paging import Page, keyset_page
 from projections.store import Transaction, dumps, loads
 
@@ -34,25 +32,19 @@ def assignment_item(assignment: dict, package_name: str) -> dict[str, Any]:
     }
 
 
-class AssignmentsReadModel(ReadModel):
+class AssignmentsReadModel(FactsReadModel):
     name = NAME
-    topics = ALL_TOPICS
+    view_tables = (
+        f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+            assignment_id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            access_package_id TEXT NOT NULL,
+            sort_position BIGINT NOT NULL,
+            item TEXT NOT NULL)""",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_user ON {TABLE} (user_id, sort_position, assignment_id)",
+    )
 
-    def __init__(self) -> None:
-        self.facts = Facts(NAME)
-        self.tables = self.facts.tables + (
-            f"""CREATE TABLE IF NOT EXISTS {TABLE} (
-                assignment_id TEXT PRIMARY KEY,
-                user_id TEXT NOT NULL,
-                access_package_id TEXT NOT NULL,
-                sort_position BIGINT NOT NULL,
-                item TEXT NOT NULL)""",
-            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_user ON {TABLE} (user_id, sort_position, assignment_id)",
-        )
-
-    def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
-        self.facts.fold(tx, events)
-        self.facts.save(tx)
+    def project(self, tx: Transaction) -> None:
         granted = [self.facts.assignments[a] for a in self.facts.changed_assignments]
         granted = [a for a in granted if a["state"] is not None]
         if not granted:
@@ -61,7 +53,13 @@ class AssignmentsReadModel(ReadModel):
         tx.insert_many(
             f"INSERT INTO {TABLE} (assignment_id, user_id, access_package_id, sort_position, item)",
             (
-                (a["id"], a["user_id"], a["access_package_id"], a["granted_position"], dumps(assignment_item(a, names[a["access_package_id"]])))
+                (
+                    a["id"],
+                    a["user_id"],
+                    a["access_package_id"],
+                    a["granted_position"],
+                    dumps(assignment_item(a, names[a["access_package_id"]])),
+                )
                 for a in granted
             ),
             conflict="ON CONFLICT (assignment_id) DO UPDATE SET sort_position = excluded.sort_position, item = excluded.item",

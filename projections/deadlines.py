@@ -9,11 +9,9 @@ UTC text of one fixed width, so that text order is time order."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Sequence
 
 from domain.durations import parse_duration
-from projections.engine import LogEvent, ReadModel
-from projections.facts import ALL_TOPICS, PENDING_APPROVAL, Facts, current_stage
+from projections.facts import PENDING_APPROVAL, FactsReadModel, current_stage
 from projections.store import Transaction
 
 NAME = "deadlines"
@@ -64,31 +62,29 @@ def assignment_deadlines(assignment: dict) -> list[tuple]:
     return rows
 
 
-class DeadlinesReadModel(ReadModel):
+class DeadlinesReadModel(FactsReadModel):
     name = NAME
-    topics = ALL_TOPICS
+    view_tables = (
+        f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+            kind TEXT NOT NULL,
+            subject_id TEXT NOT NULL,
+            stage INTEGER,
+            due_at TEXT NOT NULL,
+            PRIMARY KEY (kind, subject_id))""",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_subject ON {TABLE} (subject_id)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_due ON {TABLE} (due_at, kind, subject_id)",
+    )
 
-    def __init__(self) -> None:
-        self.facts = Facts(NAME)
-        self.tables = self.facts.tables + (
-            f"""CREATE TABLE IF NOT EXISTS {TABLE} (
-                kind TEXT NOT NULL,
-                subject_id TEXT NOT NULL,
-                stage INTEGER,
-                due_at TEXT NOT NULL,
-                PRIMARY KEY (kind, subject_id))""",
-            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_subject ON {TABLE} (subject_id)",
-            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_due ON {TABLE} (due_at, kind, subject_id)",
-        )
-
-    def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
-        self.facts.fold(tx, events)
-        self.facts.save(tx)
+    def project(self, tx: Transaction) -> None:
         subjects = list(self.facts.changed_requests) + list(self.facts.changed_assignments)
         tx.delete_where_in(TABLE, "subject_id", subjects)
         rows = [row for rid in self.facts.changed_requests for row in request_deadlines(self.facts.requests[rid])]
-        rows += [row for aid in self.facts.changed_assignments for row in assignment_deadlines(self.facts.assignments[aid])]
-        tx.insert_many(f"INSERT INTO {TABLE} (kind, subject_id, stage, due_at)", rows, types=("text", "text", "integer", "text"))
+        rows += [
+            row for aid in self.facts.changed_assignments for row in assignment_deadlines(self.facts.assignments[aid])
+        ]
+        tx.insert_many(
+            f"INSERT INTO {TABLE} (kind, subject_id, stage, due_at)", rows, types=("text", "text", "integer", "text")
+        )
 
     # --- queries -----------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@ authorization and for showing who someone is."""
 
 from __future__ import annotations
 
-
 from typing import Any, Sequence
 
 from projections.engine import LogEvent, ReadModel, topics
@@ -24,7 +23,11 @@ class DirectoryReadModel(ReadModel):
     )
 
     def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
-        known = dict(tx.fetch_where_in(f"SELECT originator_id, user_id FROM {TABLE}", "originator_id", {e.originator_id for e in events}))
+        known = dict(
+            tx.fetch_where_in(
+                f"SELECT originator_id, user_id FROM {TABLE}", "originator_id", {e.originator_id for e in events}
+            )
+        )
         users: dict[str, tuple[str, dict]] = {}
         for event in events:
             user_id = event.data.get("key") or known.get(event.originator_id)

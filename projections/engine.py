@@ -71,7 +71,9 @@ ProgressCallback = Callable[[int, int], None]  # (events passed in this batch, p
 class Projector:
     """Runs a group of read models over the log of ``app``."""
 
-    def __init__(self, app: Application, store: ViewStore, models: Sequence[ReadModel], *, batch_size: int = 1000) -> None:
+    def __init__(
+        self, app: Application, store: ViewStore, models: Sequence[ReadModel], *, batch_size: int = 1000
+    ) -> None:
         self.app = app
         self.store = store
         self.models = list(models)
@@ -84,7 +86,10 @@ class Projector:
             tx.execute(POSITIONS_TABLE)
             for model in self.models:
                 model.create(tx)
-                tx.execute("INSERT INTO projection_positions (name, position) VALUES (?, 0) ON CONFLICT (name) DO NOTHING", (model.name,))
+                tx.execute(
+                    "INSERT INTO projection_positions (name, position) VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
+                    (model.name,),
+                )
 
     # --- positions ---------------------------------------------------------------------------
 

@@ -11,10 +11,9 @@ expired, removed), as the domain's ``request_state`` does.
 
 from __future__ import annotations
 
-
 from typing import Any, Sequence
 
-from projections.engine import LogEvent, topics
+from projections.engine import LogEvent, ReadModel, topics
 from projections.store import Transaction, dumps, loads
 
 REQUEST = "AccessRequest"
@@ -123,9 +122,7 @@ class Facts:
         for assignment in self.assignments.values():
             request_ids.update(assignment["grants"])
         self._load_requests(tx, request_ids)
-        self._load_packages_by_originator(
-            tx, {e.originator_id for e in events if e.kind.startswith(PACKAGE + ".")}
-        )
+        self._load_packages_by_originator(tx, {e.originator_id for e in events if e.kind.startswith(PACKAGE + ".")})
         for event in events:
             handler = _HANDLERS.get(event.kind)
             if handler is not None:
@@ -157,7 +154,9 @@ class Facts:
     def names_of(self, tx: Transaction, package_ids: set[str]) -> dict[str, str]:
         """Package names by package id (the id itself when the package is not known); call it
         after :meth:`save`, so that packages of this batch are seen."""
-        names = dict(tx.fetch_where_in(f"SELECT package_id, name FROM {self.packages_table}", "package_id", package_ids))
+        names = dict(
+            tx.fetch_where_in(f"SELECT package_id, name FROM {self.packages_table}", "package_id", package_ids)
+        )
         return {pid: names.get(pid, pid) for pid in package_ids}
 
     # --- loading -----------------------------------------------------------------------------
@@ -172,7 +171,9 @@ class Facts:
         self.assignments.update(self._load(tx, self.assignments_table, "assignment_id", ids))
 
     def _load_packages_by_originator(self, tx: Transaction, ids: set[str]) -> None:
-        rows = tx.fetch_where_in(f"SELECT originator_id, package_id, name FROM {self.packages_table}", "originator_id", ids)
+        rows = tx.fetch_where_in(
+            f"SELECT originator_id, package_id, name FROM {self.packages_table}", "originator_id", ids
+        )
         for oid, package_id, name in rows:
             self._packages_by_originator[oid] = (package_id, name)
 
@@ -249,7 +250,10 @@ class Facts:
         request["current_stage"] = d["stage"]
         request["expires_at"] = d["deadline"]
         request["stages"][d["stage"] - 1].update(
-            started_at=event.timestamp, deadline=d["deadline"], reminder_at=d.get("reminder_at"), escalation_at=d.get("escalation_at")
+            started_at=event.timestamp,
+            deadline=d["deadline"],
+            reminder_at=d.get("reminder_at"),
+            escalation_at=d.get("escalation_at"),
         )
 
     def _reminded(self, event: LogEvent) -> None:
@@ -264,7 +268,9 @@ class Facts:
             stage["escalated_at"] = event.timestamp
             stage["alternate_approvers"] = list(event.data.get("alternate_approvers", stage["alternate_approvers"]))
 
-    def _decided(self, request: dict, event: LogEvent, decision: str, decided_by: str | None, reason: str | None) -> None:
+    def _decided(
+        self, request: dict, event: LogEvent, decision: str, decided_by: str | None, reason: str | None
+    ) -> None:
         number = event.data.get("stage") or request["current_stage"]
         if number:
             request["stages"][number - 1].update(
@@ -472,6 +478,26 @@ _HANDLERS = {
     f"{PACKAGE}.Registered": Facts._package,
     f"{PACKAGE}.Reconfigured": Facts._package,
 }
+
+
+class FactsReadModel(ReadModel):
+    """A read model that keeps facts of its own (tables prefixed with its name) and derives its
+    rows from the requests and assignments each batch changed (:meth:`project`)."""
+
+    topics = ALL_TOPICS
+    view_tables: tuple[str, ...] = ()  # CREATE statements of the rows it serves
+
+    def __init__(self) -> None:
+        self.facts = Facts(self.name)
+        self.tables = self.facts.tables + self.view_tables
+
+    def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
+        self.facts.fold(tx, events)
+        self.facts.save(tx)
+        self.project(tx)
+
+    def project(self, tx: Transaction) -> None:
+        """Rewrites the rows of what ``self.facts`` says changed in this batch."""
 
 
 def list_item(request: dict, package_name: str) -> dict[str, Any]:

@@ -8,11 +8,7 @@ primary approvers, and its alternate approvers once it was escalated. A revoked 
 
 from __future__ import annotations
 
-
-from typing import Any, Sequence
-
-from projections.engine import LogEvent, ReadModel
-from projections.facts import ALL_TOPICS, Facts, list_item
+from projections.facts import FactsReadModel, list_item
 from projections.paging import Page, keyset_page
 from projections.store import Transaction, dumps, loads
 
@@ -56,27 +52,21 @@ def history_rows(request: dict, package_name: str) -> list[tuple]:
     return rows
 
 
-class HistoryReadModel(ReadModel):
+class HistoryReadModel(FactsReadModel):
     name = NAME
-    topics = ALL_TOPICS
+    view_tables = (
+        f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+            approver_id TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            stage INTEGER NOT NULL,
+            sort_position BIGINT NOT NULL,
+            item TEXT NOT NULL,
+            PRIMARY KEY (approver_id, request_id, stage))""",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_request ON {TABLE} (request_id)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_approver ON {TABLE} (approver_id, sort_position, request_id, stage)",
+    )
 
-    def __init__(self) -> None:
-        self.facts = Facts(NAME)
-        self.tables = self.facts.tables + (
-            f"""CREATE TABLE IF NOT EXISTS {TABLE} (
-                approver_id TEXT NOT NULL,
-                request_id TEXT NOT NULL,
-                stage INTEGER NOT NULL,
-                sort_position BIGINT NOT NULL,
-                item TEXT NOT NULL,
-                PRIMARY KEY (approver_id, request_id, stage))""",
-            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_request ON {TABLE} (request_id)",
-            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_approver ON {TABLE} (approver_id, sort_position, request_id, stage)",
-        )
-
-    def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
-        self.facts.fold(tx, events)
-        self.facts.save(tx)
+    def project(self, tx: Transaction) -> None:
         changed = [self.facts.requests[rid] for rid in self.facts.changed_requests]
         decided = [r for r in changed if any(stage["decision"] for stage in r["stages"])]
         if not decided:
@@ -84,7 +74,11 @@ class HistoryReadModel(ReadModel):
         tx.delete_where_in(TABLE, "request_id", (r["id"] for r in decided))
         names = self.facts.names_of(tx, {r["access_package_id"] for r in decided})
         rows = [row for r in decided for row in history_rows(r, names[r["access_package_id"]])]
-        tx.insert_many(f"INSERT INTO {TABLE} (approver_id, request_id, stage, sort_position, item)", rows, types=("text", "text", "integer", "bigint", "text"))
+        tx.insert_many(
+            f"INSERT INTO {TABLE} (approver_id, request_id, stage, sort_position, item)",
+            rows,
+            types=("text", "text", "integer", "bigint", "text"),
+        )
 
     # --- queries -----------------------------------------------------------------------------
 

@@ -77,5 +77,5 @@ def keyset_page(
     more = len(rows) > limit
     rows = rows[:limit]
     items = [row_to_item(row) for row in rows]
-    next_cursor = encode_cursor(rows[-1][-len(key_columns):]) if more and rows else None
+    next_cursor = encode_cursor(rows[-1][-len(key_columns) :]) if more and rows else None
     return Page(items=items, next_cursor=next_cursor)

@@ -7,11 +7,7 @@ the other approvers")."""
 
 from __future__ import annotations
 
-
-from typing import Any, Sequence
-
-from projections.engine import LogEvent, ReadModel
-from projections.facts import ALL_TOPICS, PENDING_APPROVAL, Facts, current_stage, list_item
+from projections.facts import PENDING_APPROVAL, FactsReadModel, current_stage, list_item
 from projections.paging import Page, keyset_page
 from projections.store import Transaction, dumps, loads
 
@@ -31,26 +27,20 @@ def approvers_now(request: dict) -> list[str]:
     return [p for p in people if p not in excluded]
 
 
-class PendingReadModel(ReadModel):
+class PendingReadModel(FactsReadModel):
     name = NAME
-    topics = ALL_TOPICS
-
-    def __init__(self) -> None:
-        self.facts = Facts(NAME)
-        self.tables = self.facts.tables + (
-            f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+    view_tables = (
+        f"""CREATE TABLE IF NOT EXISTS {TABLE} (
                 approver_id TEXT NOT NULL,
-                request_id TEXT NOT NULL,
-                sort_position BIGINT NOT NULL,
-                item TEXT NOT NULL,
-                PRIMARY KEY (approver_id, request_id))""",
-            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_request ON {TABLE} (request_id)",
-            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_approver ON {TABLE} (approver_id, sort_position, request_id)",
-        )
+            request_id TEXT NOT NULL,
+            sort_position BIGINT NOT NULL,
+            item TEXT NOT NULL,
+            PRIMARY KEY (approver_id, request_id))""",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_request ON {TABLE} (request_id)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_approver ON {TABLE} (approver_id, sort_position, request_id)",
+    )
 
-    def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
-        self.facts.fold(tx, events)
-        self.facts.save(tx)
+    def project(self, tx: Transaction) -> None:
         changed = [self.facts.requests[rid] for rid in self.facts.changed_requests]
         if not changed:
             return
@@ -62,7 +52,11 @@ class PendingReadModel(ReadModel):
             item = dumps(list_item(request, names[request["access_package_id"]]))
             for approver in approvers_now(request):
                 rows.append((approver, request["id"], request["submitted_position"], item))
-        tx.insert_many(f"INSERT INTO {TABLE} (approver_id, request_id, sort_position, item)", rows, types=("text", "text", "bigint", "text"))
+        tx.insert_many(
+            f"INSERT INTO {TABLE} (approver_id, request_id, sort_position, item)",
+            rows,
+            types=("text", "text", "bigint", "text"),
+        )
 
     # --- queries -----------------------------------------------------------------------------
 

@@ -66,12 +66,16 @@ class ReadModels:
     # --- running -----------------------------------------------------------------------------
 
     def projector_for(self, names: Sequence[str]) -> Projector:
-        return Projector(self.app, self.store, [self.models[name] for name in check_names(names)], batch_size=self.batch_size)
+        return Projector(
+            self.app, self.store, [self.models[name] for name in check_names(names)], batch_size=self.batch_size
+        )
 
     def catch_up(self) -> int:
         return self.projector.catch_up()
 
-    def rebuild(self, names: Sequence[str] | None = None, progress: Callable[[int, int], None] | None = None) -> RebuildResult:
+    def rebuild(
+        self, names: Sequence[str] | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> RebuildResult:
         """Drops the rows of ``names`` (all when None) and projects the whole log again."""
         names = check_names(names) if names else list(self.models)
         projector = self.projector_for(names)

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
+from typing import Any
 
-from typing import Any, Sequence
-
-from projections.engine import LogEvent, ReadModel
-from projections.facts import ALL_TOPICS, Facts, display_state, list_item
+from projections.facts import FactsReadModel, display_state, list_item
 from projections.paging import Page, keyset_page
 from projections.store import Transaction, loads
 
@@ -70,20 +68,14 @@ def details(request: dict, package_name: str) -> dict[str, Any]:
     }
 
 
-class RequestsReadModel(ReadModel):
+class RequestsReadModel(FactsReadModel):
+    """Its facts are its rows: the requests table of its facts, indexed for ``/me/requests``."""
+
     name = NAME
-    topics = ALL_TOPICS
-
-    def __init__(self) -> None:
-        self.facts = Facts(NAME)
-        self.tables = self.facts.tables + (
-            f"CREATE INDEX IF NOT EXISTS {NAME}_by_requestor ON {self.facts.requests_table} (requestor_id, submitted_position)",
-            f"CREATE INDEX IF NOT EXISTS {NAME}_by_target ON {self.facts.requests_table} (target_user_id, submitted_position)",
-        )
-
-    def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
-        self.facts.fold(tx, events)
-        self.facts.save(tx)
+    view_tables = (
+        f"CREATE INDEX IF NOT EXISTS {NAME}_by_requestor ON {NAME}_requests (requestor_id, submitted_position)",
+        f"CREATE INDEX IF NOT EXISTS {NAME}_by_target ON {NAME}_requests (target_user_id, submitted_position)",
+    )
 
     # --- queries -----------------------------------------------------------------------------
 

@@ -137,7 +137,9 @@ class ViewStore:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             name = self.database.library_env["SQLITE_DBNAME"]
-            connection = sqlite3.connect(name, isolation_level=None, check_same_thread=False, uri=name.startswith("file:"))
+            connection = sqlite3.connect(
+                name, isolation_level=None, check_same_thread=False, uri=name.startswith("file:")
+            )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA busy_timeout=30000")
             connection.execute("PRAGMA synchronous=NORMAL")
