@@ -22,7 +22,7 @@ class DirectoryReadModel(ReadModel):
             data TEXT NOT NULL)""",
     )
 
-    def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
+    def apply(self, tx: Transaction, events: Sequence[LogEvent], *, after: int) -> None:
         known = dict(
             tx.fetch_where_in(
                 f"SELECT originator_id, user_id FROM {TABLE}", "originator_id", {e.originator_id for e in events}

@@ -53,8 +53,13 @@ class ReadModel:
         for table in self.table_names():
             tx.execute(f"DELETE FROM {table}")
 
-    def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
+    def apply(self, tx: Transaction, events: Sequence[LogEvent], *, after: int) -> None:
+        """Changes the rows for ``events`` (which follow position ``after``), in ``tx``."""
         raise NotImplementedError
+
+    def finished(self, position: int | None) -> None:
+        """The transaction of the last :meth:`apply` committed up to ``position``, or (None) was
+        rolled back: what the read model keeps in memory must then be forgotten."""
 
     def dump(self, tx: Transaction) -> list[tuple]:
         """Every row of every table, in a stable order (to compare two rebuilds)."""
@@ -117,17 +122,26 @@ class Projector:
             return 0
         events = self.log.read(start, stop=head, limit=self.batch_size, topics=self.topics)
         end = events[-1].position if len(events) == self.batch_size else head
-        with self.store.transaction() as tx:
-            current = read_positions(tx, names, lock=True)
-            if current != positions:  # another process moved first: it did this work
-                return max(0, min(current.values()) - start)
-            for model in self.models:
-                mine = positions[model.name]
-                if mine >= end:
-                    continue
-                wanted = set(model.topics)
-                model.apply(tx, [e for e in events if e.position > mine and e.topic in wanted])
-                tx.execute("UPDATE projection_positions SET position = ? WHERE name = ?", (end, model.name))
+        applied: list[ReadModel] = []
+        try:
+            with self.store.transaction() as tx:
+                current = read_positions(tx, names, lock=True)
+                if current != positions:  # another process moved first: it did this work
+                    return max(0, min(current.values()) - start)
+                for model in self.models:
+                    mine = positions[model.name]
+                    if mine >= end:
+                        continue
+                    wanted = set(model.topics)
+                    applied.append(model)
+                    model.apply(tx, [e for e in events if e.position > mine and e.topic in wanted], after=mine)
+                    tx.execute("UPDATE projection_positions SET position = ? WHERE name = ?", (end, model.name))
+        except BaseException:
+            for model in applied:
+                model.finished(None)
+            raise
+        for model in applied:
+            model.finished(end)
         return end - start
 
     def catch_up(self, progress: ProgressCallback | None = None) -> int:

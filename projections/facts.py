@@ -11,6 +11,7 @@ expired, removed), as the domain's ``request_state`` does.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Sequence
 
 from projections.engine import LogEvent, ReadModel, topics
@@ -59,6 +60,8 @@ ASSIGNMENT_TOPICS = topics(
 PACKAGE_TOPICS = topics("access_package", f"{PACKAGE}.Registered", f"{PACKAGE}.Reconfigured")
 ALL_TOPICS = REQUEST_TOPICS + ASSIGNMENT_TOPICS + PACKAGE_TOPICS
 
+CACHE_SIZE = 20_000  # requests (and as many assignments) kept in memory between batches
+
 APPROVED = "approved"
 PENDING_APPROVAL = "pending_approval"
 
@@ -104,12 +107,21 @@ class Facts:
         self.changed_requests: dict[str, None] = {}
         self.changed_assignments: dict[str, None] = {}
         self._changed_packages: dict[str, None] = {}
+        # the facts of recent batches, most recently used last, valid while this read model's
+        # position is still ``_cached_at`` (the end of the last batch this object committed)
+        self._cached_requests: OrderedDict[str, dict] = OrderedDict()
+        self._cached_assignments: OrderedDict[str, dict] = OrderedDict()
+        self._cached_at: int | None = None
 
     # --- one batch ---------------------------------------------------------------------------
 
-    def fold(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
-        """Loads what ``events`` touch, applies them in order; the changed ids are then in
-        ``changed_requests`` / ``changed_assignments`` until :meth:`save`."""
+    def fold(self, tx: Transaction, events: Sequence[LogEvent], *, after: int) -> None:
+        """Loads what ``events`` (which follow position ``after``) touch, applies them in order;
+        the changed ids are then in ``changed_requests`` / ``changed_assignments`` until
+        :meth:`save`. Facts kept in memory from the previous batch are used when that batch
+        ended at ``after`` (nobody else moved this read model meanwhile)."""
+        if after != self._cached_at:
+            self._forget()
         self.requests, self.assignments = {}, {}
         self.changed_requests, self.changed_assignments, self._changed_packages = {}, {}, {}
         self._packages_by_originator = {}
@@ -165,10 +177,47 @@ class Facts:
         return {row_id: loads(data) for row_id, data in tx.fetch_where_in(f"SELECT {key}, data FROM {table}", key, ids)}
 
     def _load_requests(self, tx: Transaction, ids: set[str]) -> None:
-        self.requests.update(self._load(tx, self.requests_table, "request_id", ids))
+        self._load_through_cache(tx, self.requests, self._cached_requests, self.requests_table, "request_id", ids)
 
     def _load_assignments(self, tx: Transaction, ids: set[str]) -> None:
-        self.assignments.update(self._load(tx, self.assignments_table, "assignment_id", ids))
+        self._load_through_cache(
+            tx, self.assignments, self._cached_assignments, self.assignments_table, "assignment_id", ids
+        )
+
+    def _load_through_cache(
+        self, tx: Transaction, into: dict, cache: OrderedDict, table: str, key: str, ids: set[str]
+    ) -> None:
+        missing = set()
+        for row_id in ids:
+            if row_id in into:
+                continue
+            facts = cache.get(row_id)
+            if facts is None:
+                missing.add(row_id)
+            else:
+                into[row_id] = facts
+        into.update(self._load(tx, table, key, missing))
+
+    # --- the cache between batches -------------------------------------------------------------
+
+    def finished(self, position: int | None) -> None:
+        """After the batch's transaction: keep what it loaded and changed for the next batch
+        (committed up to ``position``), or forget everything (None: rolled back)."""
+        if position is None:
+            self._forget()
+            return
+        for cache, facts in ((self._cached_requests, self.requests), (self._cached_assignments, self.assignments)):
+            for row_id, value in facts.items():
+                cache[row_id] = value
+                cache.move_to_end(row_id)
+            while len(cache) > CACHE_SIZE:
+                cache.popitem(last=False)
+        self._cached_at = position
+
+    def _forget(self) -> None:
+        self._cached_requests.clear()
+        self._cached_assignments.clear()
+        self._cached_at = None
 
     def _load_packages_by_originator(self, tx: Transaction, ids: set[str]) -> None:
         rows = tx.fetch_where_in(
@@ -491,10 +540,17 @@ class FactsReadModel(ReadModel):
         self.facts = Facts(self.name)
         self.tables = self.facts.tables + self.view_tables
 
-    def apply(self, tx: Transaction, events: Sequence[LogEvent]) -> None:
-        self.facts.fold(tx, events)
+    def apply(self, tx: Transaction, events: Sequence[LogEvent], *, after: int) -> None:
+        self.facts.fold(tx, events, after=after)
         self.facts.save(tx)
         self.project(tx)
+
+    def finished(self, position: int | None) -> None:
+        self.facts.finished(position)
+
+    def clear(self, tx: Transaction) -> None:
+        super().clear(tx)
+        self.facts.finished(None)
 
     def project(self, tx: Transaction) -> None:
         """Rewrites the rows of what ``self.facts`` says changed in this batch."""

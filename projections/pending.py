@@ -7,7 +7,7 @@ the other approvers")."""
 
 from __future__ import annotations
 
-from projections.facts import PENDING_APPROVAL, FactsReadModel, current_stage, list_item
+from projections.facts import PACKAGE_TOPICS, PENDING_APPROVAL, REQUEST_TOPICS, FactsReadModel, current_stage, list_item
 from projections.paging import Page, keyset_page
 from projections.store import Transaction, dumps, loads
 
@@ -29,6 +29,7 @@ def approvers_now(request: dict) -> list[str]:
 
 class PendingReadModel(FactsReadModel):
     name = NAME
+    topics = REQUEST_TOPICS + PACKAGE_TOPICS  # what the access became does not matter while pending
     view_tables = (
         f"""CREATE TABLE IF NOT EXISTS {TABLE} (
                 approver_id TEXT NOT NULL,
