@@ -129,7 +129,10 @@ class ViewStore:
                 conninfo["password"] = env["POSTGRES_PASSWORD"]
             if env.get("POSTGRES_SCHEMA"):
                 conninfo["options"] = f"-c search_path={env['POSTGRES_SCHEMA']}"
-            self._pool = ConnectionPool(kwargs=conninfo, min_size=1, max_size=16, open=True, name="views")
+            # autocommit: a read is one round trip (no BEGIN/COMMIT); writes open a transaction block
+            self._pool = ConnectionPool(
+                kwargs={**conninfo, "autocommit": True}, min_size=1, max_size=16, open=True, name="views"
+            )
 
     # --- connections -------------------------------------------------------------------------
 
@@ -153,12 +156,19 @@ class ViewStore:
         """A transaction: committed when the block ends, rolled back on an exception.
 
         On SQLite a writing transaction starts with ``BEGIN IMMEDIATE`` so that writers queue for
-        the lock instead of failing half-way. ``binary`` asks PostgreSQL for binary results (bytea
+        the lock instead of failing half-way. With ``write=False`` there is no transaction block:
+        each statement reads committed data on its own (one round trip on PostgreSQL). ``binary`` asks PostgreSQL for binary results (bytea
         arrives as bytes, not hex text)."""
         if self._pool is None:
             connection = self._sqlite_connection()
             cursor = connection.cursor()
-            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            if not write:  # each statement sees committed data, as on PostgreSQL
+                try:
+                    yield Transaction(cursor, self.backend)
+                finally:
+                    cursor.close()
+                return
+            cursor.execute("BEGIN IMMEDIATE")
             try:
                 yield Transaction(cursor, self.backend)
             except BaseException:
@@ -170,6 +180,10 @@ class ViewStore:
                 cursor.close()
             return
         with self._pool.connection() as connection:
+            if not write:  # each statement sees committed data; no transaction block to open and close
+                with connection.cursor(binary=binary) as cursor:
+                    yield Transaction(cursor, self.backend)
+                return
             with connection.transaction():
                 with connection.cursor(binary=binary) as cursor:
                     yield Transaction(cursor, self.backend)

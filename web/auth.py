@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, request
 
-from web.context import services
+from entitlements.tokens import token_hash
+from web.context import services, web_context
 from web.errors import ApiError
 
 AUDITOR = "auditor"
@@ -53,12 +54,17 @@ def authenticate() -> None:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise unauthorized("send an API token: Authorization: Bearer TOKEN")
-    user_id = services().tokens.user_for(token)
-    if user_id is None:
-        raise unauthorized("this API token is not valid")
-    user = services().read_models.user(user_id)
+    key = token_hash(token)
+    callers = web_context().callers
+    user = callers.get(key)
     if user is None:
-        raise unauthorized(f"the user of this API token ({user_id}) is not in the directory")
+        user_id = services().tokens.user_for(token)
+        if user_id is None:
+            raise unauthorized("this API token is not valid")
+        user = services().read_models.user(user_id)
+        if user is None:
+            raise unauthorized(f"the user of this API token ({user_id}) is not in the directory")
+        callers.remember(key, user)
     g.user = user
 
 

@@ -9,8 +9,11 @@ Every read answers ``X-Position``: the position all read models had reached when
 from __future__ import annotations
 
 import marshmallow as ma
+import orjson
+from flask import Response
 
 from domain.application import Receipt
+from projections.paging import Page
 from web.context import services, web_context
 from web.errors import ApiError
 
@@ -71,6 +74,15 @@ def at_least(min_position: int | None) -> int:
 
 def read_headers(position: int) -> dict[str, str]:
     return {POSITION_HEADER: str(position)}
+
+
+def page_response(page: Page, position: int) -> Response:
+    """A list page as JSON, serialized at once: its items come from read models whose rows were
+    written in the shape the page schema documents, so a field-by-field marshmallow dump (a third
+    of a list request's time) would only copy them. ``tests/e2e/test_openapi.py`` checks that
+    every page answered validates against the schema."""
+    body = orjson.dumps({"items": page.items, "next_cursor": page.next_cursor})
+    return Response(body, status=200, mimetype="application/json", headers=read_headers(position))
 
 
 def written(receipt: Receipt) -> Receipt:

@@ -44,3 +44,27 @@ def test_openapi_document_declares_bearer_security_except_for_health(client):
     assert document["paths"]["/api/v1/healthz"]["get"]["security"] == []
     assert document["paths"]["/api/v1/readyz"]["get"]["security"] == []
 
+
+
+def test_every_list_page_answered_matches_its_documented_schema(api):
+    import marshmallow as ma
+
+    from web.api.approvals.schemas import HistoryPageSchema, PendingPageSchema
+    from web.api.me.schemas import AssignmentPageSchema, MyRequestPageSchema
+
+    approved = api.submit("requester", "dual-1")
+    api.decide("approver-a", approved["id"])
+    api.submit("requester", "dual-2")
+    api.services.read_models.catch_up()
+    for user, path, schema in (
+        ("approver-b", "/approvals/pending", PendingPageSchema),
+        ("approver-b", "/approvals/history", HistoryPageSchema),
+        ("requester", "/me/requests", MyRequestPageSchema),
+        ("requester", "/me/assignments", AssignmentPageSchema),
+    ):
+        response = api.get(user, path)
+        assert response.status_code == 200 and response.json["items"], path
+        try:
+            schema().load(response.json, unknown=ma.INCLUDE)
+        except ma.ValidationError as error:
+            raise AssertionError(f"{path} answered what its schema does not describe: {error.messages}") from None

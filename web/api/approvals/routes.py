@@ -8,7 +8,7 @@ from web.api.approvals.schemas import HistoryPageSchema, PendingPageSchema
 from web.api.schemas import ListQueryArgsSchema
 from web.auth import current_user_id
 from web.blueprint import Blueprint
-from web.consistency import POSITION_HEADER_DOC, MinPositionHeaderSchema, at_least, read_headers
+from web.consistency import POSITION_HEADER_DOC, MinPositionHeaderSchema, at_least, page_response
 from web.context import services
 
 blp = Blueprint("approvals", __name__, url_prefix="/approvals", description="Decisions awaiting the caller, and past ones")
@@ -23,7 +23,7 @@ class Pending(MethodView):
     def get(self, args, min_position=None):
         """Requests awaiting the caller's decision now, newest first"""
         position = at_least(min_position)
-        return services().read_models.pending(current_user_id(), **args), read_headers(position)
+        return page_response(services().read_models.pending(current_user_id(), **args), position)
 
 
 @blp.route("/history")
@@ -35,4 +35,4 @@ class History(MethodView):
     def get(self, args, min_position=None):
         """Requests the caller could decide that are decided, expired or revoked, with who decided"""
         position = at_least(min_position)
-        return services().read_models.history(current_user_id(), **args), read_headers(position)
+        return page_response(services().read_models.history(current_user_id(), **args), position)

@@ -8,7 +8,7 @@ from web.api.me.schemas import AssignmentPageSchema, MyRequestPageSchema
 from web.api.schemas import ListQueryArgsSchema
 from web.auth import current_user_id
 from web.blueprint import Blueprint
-from web.consistency import POSITION_HEADER_DOC, MinPositionHeaderSchema, at_least, read_headers
+from web.consistency import POSITION_HEADER_DOC, MinPositionHeaderSchema, at_least, page_response
 from web.context import services
 
 blp = Blueprint("me", __name__, url_prefix="/me", description="The caller's own requests and access")
@@ -23,7 +23,7 @@ class MyRequests(MethodView):
     def get(self, args, min_position=None):
         """Requests made by the caller or for them, newest first"""
         position = at_least(min_position)
-        return services().read_models.requests_of(current_user_id(), **args), read_headers(position)
+        return page_response(services().read_models.requests_of(current_user_id(), **args), position)
 
 
 @blp.route("/assignments")
@@ -35,4 +35,4 @@ class MyAssignments(MethodView):
     def get(self, args, min_position=None):
         """The caller's access: package, state, start, end, most recently granted first"""
         position = at_least(min_position)
-        return services().read_models.assignments_of(current_user_id(), **args), read_headers(position)
+        return page_response(services().read_models.assignments_of(current_user_id(), **args), position)

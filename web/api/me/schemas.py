@@ -17,6 +17,10 @@ class AssignmentSchema(ma.Schema):
     access_package_id = ma.fields.String(required=True)
     access_package_name = ma.fields.String(required=True)
     state = ma.fields.String(required=True, metadata={"description": ", ".join(ASSIGNMENT_STATES)})
+    delivery_state = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "how far delivery got: delivering, delivered or partially_delivered"},
+    )
     start = ma.fields.String(required=True, allow_none=True, metadata=TIMESTAMP)
     end = ma.fields.String(required=True, allow_none=True, metadata={**TIMESTAMP, "description": "null: never ends"})
     request_id = ma.fields.String(required=True, allow_none=True, metadata={"description": "the request that granted it"})
