@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.facts import FactsReadModel
+from projections.facts import ASSIGNMENT_TOPICS, PACKAGE_TOPICS, FactsReadModel
 from projections.paging import Page, keyset_page
 from projections.store import Transaction, dumps, loads
 
@@ -34,6 +34,8 @@ def assignment_item(assignment: dict, package_name: str) -> dict[str, Any]:
 
 class AssignmentsReadModel(FactsReadModel):
     name = NAME
+    topics = ASSIGNMENT_TOPICS + PACKAGE_TOPICS
+    facts_options = {"requests": False}
     view_tables = (
         f"""CREATE TABLE IF NOT EXISTS {TABLE} (
             assignment_id TEXT PRIMARY KEY,

@@ -80,8 +80,12 @@ def current_stage(request: dict) -> dict | None:
 class Facts:
     """Requests, assignments and package names as one read model knows them."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, *, requests: bool = True, details: bool = False) -> None:
+        """``requests``: follow requests (False: only assignments and packages); ``details``:
+        keep what only a request's details show (questions, answers, justification, start, end)."""
         self.prefix = prefix
+        self.track_requests = requests
+        self.details = details
         self.requests_table = f"{prefix}_requests"
         self.assignments_table = f"{prefix}_assignments"
         self.packages_table = f"{prefix}_packages"
@@ -127,13 +131,14 @@ class Facts:
         self._packages_by_originator = {}
         request_ids = {e.originator_id for e in events if e.kind.startswith(REQUEST + ".")}
         assignment_ids = {e.originator_id for e in events if e.kind.startswith(ASSIGNMENT + ".")}
-        for event in events:
-            if event.kind in (f"{ASSIGNMENT}.Delivering", f"{ASSIGNMENT}.Extended"):
-                request_ids.add(event.data["request_id"])
         self._load_assignments(tx, assignment_ids)
-        for assignment in self.assignments.values():
-            request_ids.update(assignment["grants"])
-        self._load_requests(tx, request_ids)
+        if self.track_requests:
+            for event in events:
+                if event.kind in (f"{ASSIGNMENT}.Delivering", f"{ASSIGNMENT}.Extended"):
+                    request_ids.add(event.data["request_id"])
+            for assignment in self.assignments.values():
+                request_ids.update(assignment["grants"])
+            self._load_requests(tx, request_ids)
         self._load_packages_by_originator(tx, {e.originator_id for e in events if e.kind.startswith(PACKAGE + ".")})
         for event in events:
             handler = _HANDLERS.get(event.kind)
@@ -247,12 +252,6 @@ class Facts:
             "policy_id": d["policy_id"],
             "policy_version": d.get("policy_version"),
             "assignment_id": d["assignment_id"],
-            "justification": d.get("justification"),
-            "questions": d.get("questions") or [],
-            "answers": d.get("answers") or {},
-            "start": d.get("start"),
-            "end": d.get("end"),
-            "notifications_enabled": d.get("notifications_enabled", True),
             "submitted_at": event.timestamp,
             "submitted_position": event.position,
             "updated_position": event.position,
@@ -287,6 +286,15 @@ class Facts:
                 for number, stage in enumerate(d.get("stages") or [], start=1)
             ],
         }
+        if self.details:
+            request.update(
+                justification=d.get("justification"),
+                questions=d.get("questions") or [],
+                answers=d.get("answers") or {},
+                start=d.get("start"),
+                end=d.get("end"),
+                notifications_enabled=d.get("notifications_enabled", True),
+            )
         self.requests[event.originator_id] = request
         self.changed_requests[event.originator_id] = None
 
@@ -535,9 +543,10 @@ class FactsReadModel(ReadModel):
 
     topics = ALL_TOPICS
     view_tables: tuple[str, ...] = ()  # CREATE statements of the rows it serves
+    facts_options: dict[str, bool] = {}  # see Facts
 
     def __init__(self) -> None:
-        self.facts = Facts(self.name)
+        self.facts = Facts(self.name, **self.facts_options)
         self.tables = self.facts.tables + self.view_tables
 
     def apply(self, tx: Transaction, events: Sequence[LogEvent], *, after: int) -> None:

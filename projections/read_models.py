@@ -12,7 +12,7 @@ from eventsourcing.application import Application
 from projections.assignments import AssignmentsReadModel
 from projections.deadlines import DeadlinesReadModel
 from projections.directory import DirectoryReadModel
-from projections.engine import Projector, ReadModel
+from projections.engine import BATCH_SIZE, Projector, ReadModel
 from projections.history import HistoryReadModel
 from projections.paging import Page
 from projections.pending import PendingReadModel
@@ -56,7 +56,7 @@ class RebuildResult:
 class ReadModels:
     """The read models over one application's log, kept in ``store``."""
 
-    def __init__(self, app: Application, store: ViewStore, *, batch_size: int = 1000) -> None:
+    def __init__(self, app: Application, store: ViewStore, *, batch_size: int = BATCH_SIZE) -> None:
         self.app = app
         self.store = store
         self.batch_size = batch_size

@@ -72,6 +72,7 @@ class RequestsReadModel(FactsReadModel):
     """Its facts are its rows: the requests table of its facts, indexed for ``/me/requests``."""
 
     name = NAME
+    facts_options = {"details": True}
     view_tables = (
         f"CREATE INDEX IF NOT EXISTS {NAME}_by_requestor ON {NAME}_requests (requestor_id, submitted_position)",
         f"CREATE INDEX IF NOT EXISTS {NAME}_by_target ON {NAME}_requests (target_user_id, submitted_position)",
