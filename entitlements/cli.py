@@ -104,11 +104,12 @@ def project_command(interval: float) -> None:
 @cli.command("web")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int, help="Worker threads of the WSGI server.")
-def web_command(host: str, port: int, threads: int) -> None:
-    """Serve the HTTP API alone (waitress), reading the read models that `entitlements project`
-    keeps up to date. Run several on one PostgreSQL database to scale out."""
-    processes.web(Settings.from_env(), host=host, port=port, threads=threads)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads per worker.")
+def web_command(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the HTTP API alone (gunicorn: worker processes with threads), reading the read models
+    that `entitlements project` keeps up to date: the scale-out mode on PostgreSQL."""
+    processes.web(Settings.from_env(), host=host, port=port, workers=workers, threads=threads)
 
 
 @cli.command("serve")

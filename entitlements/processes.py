@@ -110,13 +110,36 @@ def _serve(services: Services, *, host: str, port: int, threads: int, project_in
     waitress.serve(app, host=host, port=port, threads=threads, ident="entitlements", _quiet=True)
 
 
-def web(settings: Settings, *, host: str, port: int, threads: int) -> None:
-    services = build_services(settings)
-    _stop_on_sigterm()
-    try:
-        _serve(services, host=host, port=port, threads=threads, project_inline=False)
-    finally:
-        services.close()
+def web(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+    """Several worker processes (gunicorn, threaded workers), each with its own connections,
+    reading the read models that ``entitlements project`` keeps up to date."""
+    from gunicorn.app.base import BaseApplication
+
+    from web.app import create_app
+
+    build_services(settings).close()  # a bad database URL is a clear error here, before forking
+
+    class WebWorkers(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {
+                "bind": f"{host}:{port}",
+                "workers": workers,
+                "threads": threads,
+                "worker_class": "gthread",
+                "proc_name": "entitlements-web",
+                "accesslog": None,
+                "graceful_timeout": 10,
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self):  # in each worker, after the fork: connections are never shared
+            return create_app(build_services(settings), project_inline=False)
+
+    click.echo(
+        f"entitlements API at http://{host}:{port}/api/v1 ({workers} worker(s) x {threads} thread(s)); Ctrl-C to stop",
+        err=True,
+    )
+    WebWorkers().run()
 
 
 def serve(settings: Settings, *, host: str, port: int, threads: int) -> None:

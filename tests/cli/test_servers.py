@@ -1,0 +1,117 @@
+"""``entitlements serve`` and ``entitlements web`` as real processes, answered over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from entitlements.cli import DEMO_TENANT
+
+ENTITLEMENTS = [sys.executable, "-m", "entitlements.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(url: str, *, token: str | None = None, body: dict | None = None, headers: dict | None = None):
+    request = urllib.request.Request(url, method="POST" if body is not None else "GET")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, data=data, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture
+def environment(tmp_path) -> dict[str, str]:
+    env = {**os.environ, "ENTITLEMENTS_DATABASE_URL": f"sqlite:///{tmp_path}/served.db"}
+    subprocess.run([*ENTITLEMENTS, "load", "-q", str(DEMO_TENANT)], env=env, check=True, cwd=tmp_path, capture_output=True)
+    return env
+
+
+def token_for(user: str, env: dict[str, str], cwd: Path) -> str:
+    done = subprocess.run([*ENTITLEMENTS, "tokens", "create", user], env=env, cwd=cwd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def started(command: list[str], env: dict[str, str], cwd: Path, base: str) -> subprocess.Popen:
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if call(base + "/healthz")[0] == 200:
+                return process
+        except OSError:
+            pass
+        if process.poll() is not None:
+            raise AssertionError(f"the server stopped: {process.communicate()[1]}")
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError("the server did not answer within 30 s")
+
+
+def stopped(process: subprocess.Popen) -> str:
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, err = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return err
+
+
+def test_serve_answers_a_request_and_projects_it_for_the_approver(environment, tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1"
+    ben, carol = token_for("ben", environment, tmp_path), token_for("carol", environment, tmp_path)
+    server = started([*ENTITLEMENTS, "serve", "--port", str(port)], environment, tmp_path, base)
+    try:
+        status, receipt = call(
+            base + "/requests",
+            token=ben,
+            body={"access_package_id": "sales-reports", "justification": "Q3", "answers": {"cost-center": "CC100"}},
+        )
+        assert (status, receipt["state"]) == (201, "pending_approval")
+        status, page = call(base + "/approvals/pending", token=carol, headers={"X-Min-Position": str(receipt["position"])})
+        assert status == 200 and [item["request_id"] for item in page["items"]] == [receipt["id"]]
+        status, ready = call(base + "/readyz")
+        assert status == 200 and ready["ready"] is True
+    finally:
+        err = stopped(server)
+    assert "Traceback" not in err
+
+
+def test_web_workers_serve_what_the_projections_process_wrote(environment, tmp_path):
+    subprocess.run([*ENTITLEMENTS, "rebuild", "-q"], env=environment, cwd=tmp_path, check=True, capture_output=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1"
+    alice = token_for("alice", environment, tmp_path)
+    server = started([*ENTITLEMENTS, "web", "--port", str(port), "--workers", "2", "--threads", "2"], environment, tmp_path, base)
+    try:
+        assert call(base + "/me/requests", token=alice) == (200, {"items": [], "next_cursor": None})
+        assert call(base + "/me/requests")[0] == 401
+    finally:
+        err = stopped(server)
+    assert "Traceback" not in err
