@@ -71,13 +71,17 @@ class HistoryReadModel(FactsReadModel):
         decided = [r for r in changed if any(stage["decision"] for stage in r["stages"])]
         if not decided:
             return
-        tx.delete_where_in(TABLE, "request_id", (r["id"] for r in decided))
         names = self.facts.names_of(tx, {r["access_package_id"] for r in decided})
         rows = [row for r in decided for row in history_rows(r, names[r["access_package_id"]])]
+        # A decided stage keeps who could decide it, so rows are only added or changed, never
+        # removed: upsert, and leave rows whose item is unchanged untouched (no new row version).
         tx.insert_many(
             f"INSERT INTO {TABLE} (approver_id, request_id, stage, sort_position, item)",
             rows,
             types=("text", "text", "integer", "bigint", "text"),
+            conflict=f"ON CONFLICT (approver_id, request_id, stage) DO UPDATE"
+            f" SET sort_position = excluded.sort_position, item = excluded.item"
+            f" WHERE {TABLE}.item <> excluded.item OR {TABLE}.sort_position <> excluded.sort_position",
         )
 
     # --- queries -----------------------------------------------------------------------------
