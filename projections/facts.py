@@ -60,7 +60,7 @@ ASSIGNMENT_TOPICS = topics(
 PACKAGE_TOPICS = topics("access_package", f"{PACKAGE}.Registered", f"{PACKAGE}.Reconfigured")
 ALL_TOPICS = REQUEST_TOPICS + ASSIGNMENT_TOPICS + PACKAGE_TOPICS
 
-CACHE_SIZE = 20_000  # requests (and as many assignments) kept in memory between batches
+CACHE_SIZE = 5_000  # requests (and as many assignments) kept in memory between batches
 
 APPROVED = "approved"
 PENDING_APPROVAL = "pending_approval"
