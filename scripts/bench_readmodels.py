@@ -927,7 +927,7 @@ def describe_load(result: LoadResult) -> None:
     note(
         f"loaded {result.requests - result.extensions:,} new requests + {result.extensions:,} extension requests "
         f"({result.skipped} arrivals found no free user x package) = {result.events:,} events in {result.seconds:.1f} s "
-        f"({result.events / result.seconds:,.0f} events/s, generation and COPY together); "
+        f"({result.events / result.seconds:,.0f} events/s, generation and writing together); "
         f"verified {result.verified} aggregates read back through app.repository"
     )
     note(
