@@ -98,18 +98,6 @@ def project(settings: Settings, *, interval: float = 0.2) -> None:
         services.close()
 
 
-def _serve(services: Services, *, host: str, port: int, threads: int, project_inline: bool) -> None:
-    import waitress
-
-    from web.app import create_app
-
-    app = create_app(services, project_inline=project_inline)
-    click.echo(
-        f"entitlements API at http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); Ctrl-C to stop", err=True
-    )
-    waitress.serve(app, host=host, port=port, threads=threads, ident="entitlements", _quiet=True)
-
-
 def web(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
     """Several worker processes (gunicorn, threaded workers), each with its own connections,
     reading the read models that ``entitlements project`` keeps up to date."""
@@ -143,11 +131,20 @@ def web(settings: Settings, *, host: str, port: int, workers: int, threads: int)
 
 
 def serve(settings: Settings, *, host: str, port: int, threads: int) -> None:
+    import waitress
+
+    from web.app import create_app
+
     services = build_services(settings)
     _stop_on_sigterm()
     try:
         services.read_models.catch_up()
         with following(services):
-            _serve(services, host=host, port=port, threads=threads, project_inline=True)
+            app = create_app(services, project_inline=True)
+            click.echo(
+                f"entitlements API at http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); Ctrl-C to stop",
+                err=True,
+            )
+            waitress.serve(app, host=host, port=port, threads=threads, ident="entitlements", _quiet=True)
     finally:
         services.close()

@@ -83,7 +83,3 @@ class AssignmentsReadModel(FactsReadModel):
             cursor=cursor,
             row_to_item=lambda row: loads(row[0]),
         )
-
-    def get(self, tx: Transaction, assignment_id: str) -> dict[str, Any] | None:
-        row = tx.fetchone(f"SELECT item FROM {TABLE} WHERE assignment_id = ?", (assignment_id,))
-        return loads(row[0]) if row else None

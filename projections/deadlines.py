@@ -95,7 +95,3 @@ class DeadlinesReadModel(FactsReadModel):
             (fixed(now),),
         )
         return [{"kind": k, "subject_id": s, "stage": n, "due_at": d} for k, s, n, d in rows]
-
-    def next_due(self, tx: Transaction) -> str | None:
-        row = tx.fetchone(f"SELECT MIN(due_at) FROM {TABLE}")
-        return row[0] if row else None

@@ -165,9 +165,12 @@ class Projector:
         while True:
             passed = self.run_once()
             moved += passed
-            if progress and passed:
-                progress(passed, min(self.positions().values()))
-            if passed == 0 or min(self.positions().values()) >= target:
+            if passed == 0:
+                return moved
+            reached = min(self.positions().values())
+            if progress:
+                progress(passed, reached)
+            if reached >= target:
                 return moved
 
     def wait_for(self, position: int, timeout: float) -> bool:

@@ -72,6 +72,16 @@ def display_state(request: dict) -> str:
     return request["own_state"]
 
 
+def deciders(request: dict, stage: dict) -> list[str]:
+    """Who may decide ``stage``: its primary approvers, and its alternates once it is escalated;
+    never the requestor or the target."""
+    people = list(stage["approvers"])
+    if stage["escalated_at"] is not None:
+        people += [p for p in stage["alternate_approvers"] if p not in people]
+    excluded = {request["requestor_id"], request["target_user_id"]}
+    return [p for p in people if p not in excluded]
+
+
 def current_stage(request: dict) -> dict | None:
     number = request["current_stage"]
     return request["stages"][number - 1] if number else None

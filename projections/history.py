@@ -8,20 +8,12 @@ primary approvers, and its alternate approvers once it was escalated. A revoked 
 
 from __future__ import annotations
 
-from projections.facts import FactsReadModel, list_item
+from projections.facts import FactsReadModel, deciders, list_item
 from projections.paging import Page, keyset_page
 from projections.store import Transaction, dumps, loads
 
 NAME = "history"
 TABLE = "approval_history"
-
-
-def could_decide(request: dict, stage: dict) -> list[str]:
-    people = list(stage["approvers"])
-    if stage["escalated_at"] is not None:
-        people += [p for p in stage["alternate_approvers"] if p not in people]
-    excluded = {request["requestor_id"], request["target_user_id"]}
-    return [p for p in people if p not in excluded]
 
 
 def history_rows(request: dict, package_name: str) -> list[tuple]:
@@ -47,7 +39,7 @@ def history_rows(request: dict, package_name: str) -> list[tuple]:
                 stage_decided_by=stage["decided_by"],
             )
         item = dumps({**base, **outcome})
-        for approver in could_decide(request, stage):
+        for approver in deciders(request, stage):
             rows.append((approver, request["id"], stage["number"], stage["decided_position"], item))
     return rows
 

@@ -7,7 +7,15 @@ the other approvers")."""
 
 from __future__ import annotations
 
-from projections.facts import PACKAGE_TOPICS, PENDING_APPROVAL, REQUEST_TOPICS, FactsReadModel, current_stage, list_item
+from projections.facts import (
+    PACKAGE_TOPICS,
+    PENDING_APPROVAL,
+    REQUEST_TOPICS,
+    FactsReadModel,
+    current_stage,
+    deciders,
+    list_item,
+)
 from projections.paging import Page, keyset_page
 from projections.store import Transaction, dumps, loads
 
@@ -20,11 +28,7 @@ def approvers_now(request: dict) -> list[str]:
     stage = current_stage(request)
     if request["own_state"] != PENDING_APPROVAL or stage is None:
         return []
-    people = list(stage["approvers"])
-    if stage["escalated_at"] is not None:
-        people += [p for p in stage["alternate_approvers"] if p not in people]
-    excluded = {request["requestor_id"], request["target_user_id"]}
-    return [p for p in people if p not in excluded]
+    return deciders(request, stage)
 
 
 class PendingReadModel(FactsReadModel):

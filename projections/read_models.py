@@ -90,10 +90,6 @@ class ReadModels:
     def head(self) -> int:
         return self.projector.head()
 
-    def lag(self) -> dict[str, int]:
-        head = self.head()
-        return {name: max(0, head - position) for name, position in self.positions().items()}
-
     def wait_for(self, position: int, timeout: float = 5.0) -> bool:
         return self.projector.wait_for(position, timeout)
 
@@ -122,10 +118,6 @@ class ReadModels:
     def assignments_of(self, user_id: str, *, limit: int, cursor: str | None = None) -> Page:
         with self.store.transaction(write=False) as tx:
             return self.models["assignments"].of_user(tx, user_id, limit=limit, cursor=cursor)
-
-    def assignment(self, assignment_id: str) -> dict[str, Any] | None:
-        with self.store.transaction(write=False) as tx:
-            return self.models["assignments"].get(tx, assignment_id)
 
     def user(self, user_id: str) -> dict[str, Any] | None:
         with self.store.transaction(write=False) as tx:

@@ -39,11 +39,6 @@ class Transaction:
         self._cursor.execute(self._sql(statement), tuple(params))
         return self
 
-    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
-        rows = [tuple(row) for row in rows]
-        if rows:
-            self._cursor.executemany(self._sql(statement), rows)
-
     def insert_many(
         self, statement: str, rows: Iterable[Sequence[Any]], *, types: Sequence[str], conflict: str = ""
     ) -> None:
@@ -69,10 +64,6 @@ class Transaction:
     def fetchone(self, statement: str, params: Sequence[Any] = ()) -> tuple | None:
         self.execute(statement, params)
         return self._cursor.fetchone()
-
-    @property
-    def rowcount(self) -> int:
-        return self._cursor.rowcount
 
     def fetch_where_in(self, select: str, column: str, values: Iterable[Any]) -> list[tuple]:
         """``select`` + ``WHERE column IN values``, for any number of values (one array
