@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.facts import ASSIGNMENT_TOPICS, PACKAGE_TOPICS, FactsReadModel
+from projections.facts import ASSIGNMENT_TOPICS, PACKAGE_TOPICS, FactsReadModel, Touched
 from projections.paging import Page, keyset_page
 from projections.store import Transaction, dumps, loads
 
@@ -35,8 +35,8 @@ def assignment_item(assignment: dict, package_name: str) -> dict[str, Any]:
 class AssignmentsReadModel(FactsReadModel):
     name = NAME
     topics = ASSIGNMENT_TOPICS + PACKAGE_TOPICS
-    facts_options = {"requests": False}
-    view_tables = (
+    grants = False
+    tables = (
         f"""CREATE TABLE IF NOT EXISTS {TABLE} (
             assignment_id TEXT PRIMARY KEY,
             user_id TEXT NOT NULL,
@@ -46,12 +46,11 @@ class AssignmentsReadModel(FactsReadModel):
         f"CREATE INDEX IF NOT EXISTS {TABLE}_by_user ON {TABLE} (user_id, sort_position, assignment_id)",
     )
 
-    def project(self, tx: Transaction) -> None:
-        granted = [self.facts.assignments[a] for a in self.facts.changed_assignments]
-        granted = [a for a in granted if a["state"] is not None]
+    def project(self, tx: Transaction, touched: Touched) -> None:
+        granted = [a for a in touched.assignments.values() if a["state"] is not None]
         if not granted:
             return
-        names = self.facts.names_of(tx, {a["access_package_id"] for a in granted})
+        names = touched.names_of(tx, {a["access_package_id"] for a in granted})
         tx.insert_many(
             f"INSERT INTO {TABLE} (assignment_id, user_id, access_package_id, sort_position, item)",
             (

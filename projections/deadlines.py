@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from domain.durations import parse_duration
-from projections.facts import PENDING_APPROVAL, FactsReadModel, current_stage
+from projections.facts import PENDING_APPROVAL, FactsReadModel, Touched, current_stage
 from projections.store import Transaction
 
 NAME = "deadlines"
@@ -64,7 +64,7 @@ def assignment_deadlines(assignment: dict) -> list[tuple]:
 
 class DeadlinesReadModel(FactsReadModel):
     name = NAME
-    view_tables = (
+    tables = (
         f"""CREATE TABLE IF NOT EXISTS {TABLE} (
             kind TEXT NOT NULL,
             subject_id TEXT NOT NULL,
@@ -75,13 +75,10 @@ class DeadlinesReadModel(FactsReadModel):
         f"CREATE INDEX IF NOT EXISTS {TABLE}_by_due ON {TABLE} (due_at, kind, subject_id)",
     )
 
-    def project(self, tx: Transaction) -> None:
-        subjects = list(self.facts.changed_requests) + list(self.facts.changed_assignments)
-        tx.delete_where_in(TABLE, "subject_id", subjects)
-        rows = [row for rid in self.facts.changed_requests for row in request_deadlines(self.facts.requests[rid])]
-        rows += [
-            row for aid in self.facts.changed_assignments for row in assignment_deadlines(self.facts.assignments[aid])
-        ]
+    def project(self, tx: Transaction, touched: Touched) -> None:
+        tx.delete_where_in(TABLE, "subject_id", [*touched.requests, *touched.assignments])
+        rows = [row for request in touched.requests.values() for row in request_deadlines(request)]
+        rows += [row for assignment in touched.assignments.values() for row in assignment_deadlines(assignment)]
         tx.insert_many(
             f"INSERT INTO {TABLE} (kind, subject_id, stage, due_at)", rows, types=("text", "text", "integer", "text")
         )

@@ -42,6 +42,7 @@ class ReadModel:
     name: str = ""
     topics: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()  # CREATE TABLE / INDEX statements (IF NOT EXISTS)
+    source: "ReadModel | None" = None  # a read model this one reads, projected before it
 
     def create(self, tx: Transaction) -> None:
         for statement in self.tables:
@@ -87,7 +88,7 @@ class Projector:
     ) -> None:
         self.app = app
         self.store = store
-        self.models = list(models)
+        self.models = with_sources(models)
         self.batch_size = batch_size
         self.log = EventLog(app, store)
         self.topics = sorted({topic for model in self.models for topic in model.topics})
@@ -204,13 +205,25 @@ class Projector:
 
     # --- rebuilding --------------------------------------------------------------------------
 
-    def reset(self) -> None:
-        """Drops every row of the group's read models and their positions, in one transaction."""
+    def reset(self, models: Sequence[ReadModel] | None = None) -> None:
+        """Drops every row of ``models`` (the whole group when None) and their positions, in one
+        transaction."""
         with self.store.transaction() as tx:
             read_positions(tx, [model.name for model in self.models], lock=True)
-            for model in self.models:
+            for model in self.models if models is None else models:
                 model.clear(tx)
                 tx.execute("UPDATE projection_positions SET position = 0 WHERE name = ?", (model.name,))
+
+
+def with_sources(models: Sequence[ReadModel]) -> list[ReadModel]:
+    """``models`` with the read models they read added, each placed before its readers."""
+    ordered: list[ReadModel] = []
+    for model in models:
+        if model.source is not None and model.source not in ordered:
+            ordered.append(model.source)
+        if model not in ordered:
+            ordered.append(model)
+    return ordered
 
 
 @contextmanager

@@ -1,8 +1,15 @@
-"""What a read model knows about each request and assignment, folded from their events.
+"""The facts read model: what is known about each request and assignment, folded from their events.
 
-Every read model keeps its own copy of these facts (tables named with its prefix), so that each one
-can be rebuilt alone. A batch is folded in memory: the facts its events touch are loaded in one
-query per table, changed, and written back once, in the read model's transaction.
+Every other read model of requests and assignments derives its rows from these facts: the facts are
+folded once per batch, and each read model then rewrites the rows of the requests and assignments
+the batch touched (``FactsReadModel.project``). A batch is folded in memory: the facts its events
+touch are loaded in one query per table, changed, and written back once, in the batch's transaction.
+
+The facts read model runs first in every group that needs it (the projector adds it), so a read
+model never sees facts older than its own position. They may be newer: rebuilding ``pending`` alone
+reads the log from position 0 with facts already at the head. That is correct because each read
+model's rows are a function of the current facts of the requests and assignments they show; a
+request's rows simply reach their final content at its first event instead of its last.
 
 The request state shown to people follows DESIGN.md: a request's own state until it is approved,
 then the state of the access it granted (delivering, delivered, partially delivered, extended,
@@ -12,6 +19,7 @@ expired, removed), as the domain's ``request_state`` does.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from projections.engine import LogEvent, ReadModel, topics
@@ -60,6 +68,7 @@ ASSIGNMENT_TOPICS = topics(
 PACKAGE_TOPICS = topics("access_package", f"{PACKAGE}.Registered", f"{PACKAGE}.Reconfigured")
 ALL_TOPICS = REQUEST_TOPICS + ASSIGNMENT_TOPICS + PACKAGE_TOPICS
 
+NAME = "facts"
 CACHE_SIZE = 5_000  # requests (and as many assignments) kept in memory between batches
 
 APPROVED = "approved"
@@ -88,14 +97,10 @@ def current_stage(request: dict) -> dict | None:
 
 
 class Facts:
-    """Requests, assignments and package names as one read model knows them."""
+    """Requests, assignments and package names, kept in tables named with ``prefix``."""
 
-    def __init__(self, prefix: str, *, requests: bool = True, details: bool = False) -> None:
-        """``requests``: follow requests (False: only assignments and packages); ``details``:
-        keep what only a request's details show (questions, answers, justification, start, end)."""
+    def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self.track_requests = requests
-        self.details = details
         self.requests_table = f"{prefix}_requests"
         self.assignments_table = f"{prefix}_assignments"
         self.packages_table = f"{prefix}_packages"
@@ -126,6 +131,7 @@ class Facts:
         self._cached_requests: OrderedDict[str, dict] = OrderedDict()
         self._cached_assignments: OrderedDict[str, dict] = OrderedDict()
         self._cached_at: int | None = None
+        self._folded_in: Transaction | None = None  # the transaction of the batch being folded
 
     # --- one batch ---------------------------------------------------------------------------
 
@@ -139,16 +145,16 @@ class Facts:
         self.requests, self.assignments = {}, {}
         self.changed_requests, self.changed_assignments, self._changed_packages = {}, {}, {}
         self._packages_by_originator = {}
+        self._folded_in = tx
         request_ids = {e.originator_id for e in events if e.kind.startswith(REQUEST + ".")}
         assignment_ids = {e.originator_id for e in events if e.kind.startswith(ASSIGNMENT + ".")}
         self._load_assignments(tx, assignment_ids)
-        if self.track_requests:
-            for event in events:
-                if event.kind in (f"{ASSIGNMENT}.Delivering", f"{ASSIGNMENT}.Extended"):
-                    request_ids.add(event.data["request_id"])
-            for assignment in self.assignments.values():
-                request_ids.update(assignment["grants"])
-            self._load_requests(tx, request_ids)
+        for event in events:
+            if event.kind in (f"{ASSIGNMENT}.Delivering", f"{ASSIGNMENT}.Extended"):
+                request_ids.add(event.data["request_id"])
+        for assignment in self.assignments.values():
+            request_ids.update(assignment["grants"])
+        self._load_requests(tx, request_ids)
         self._load_packages_by_originator(tx, {e.originator_id for e in events if e.kind.startswith(PACKAGE + ".")})
         for event in events:
             handler = _HANDLERS.get(event.kind)
@@ -177,6 +183,49 @@ class Facts:
             conflict="ON CONFLICT (originator_id) DO UPDATE SET name = excluded.name",
             types=("text", "text", "text"),
         )
+
+    def touched(self, tx: Transaction, events: Sequence[LogEvent], *, grants: bool = True) -> "Touched":
+        """The facts of what ``events`` touch, as they are now in ``tx``: their requests and
+        assignments, and (``grants``) the requests whose access those assignments hold. Call it
+        after :meth:`save` when this batch was folded in ``tx``."""
+        current = self._folded_in is tx
+        assignments = self._current(
+            tx,
+            {e.originator_id for e in events if e.kind.startswith(ASSIGNMENT + ".")},
+            self.assignments if current else None,
+            self._cached_assignments if current else None,
+            self.assignments_table,
+            "assignment_id",
+        )
+        request_ids = {e.originator_id for e in events if e.kind.startswith(REQUEST + ".")}
+        if grants:
+            for assignment in assignments.values():
+                request_ids.update(assignment["grants"])
+        requests = self._current(
+            tx,
+            request_ids,
+            self.requests if current else None,
+            self._cached_requests if current else None,
+            self.requests_table,
+            "request_id",
+        )
+        return Touched(self, requests, assignments)
+
+    def _current(
+        self, tx: Transaction, ids: set[str], batch: dict | None, cache: OrderedDict | None, table: str, key: str
+    ) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        missing = set()
+        for row_id in ids:
+            facts = batch.get(row_id) if batch is not None else None
+            if facts is None and cache is not None:
+                facts = cache.get(row_id)
+            if facts is None:
+                missing.add(row_id)
+            else:
+                found[row_id] = facts
+        found.update(self._load(tx, table, key, missing))
+        return found
 
     def names_of(self, tx: Transaction, package_ids: set[str]) -> dict[str, str]:
         """Package names by package id (the id itself when the package is not known); call it
@@ -218,6 +267,7 @@ class Facts:
     def finished(self, position: int | None) -> None:
         """After the batch's transaction: keep what it loaded and changed for the next batch
         (committed up to ``position``), or forget everything (None: rolled back)."""
+        self._folded_in = None
         if position is None:
             self._forget()
             return
@@ -296,15 +346,14 @@ class Facts:
                 for number, stage in enumerate(d.get("stages") or [], start=1)
             ],
         }
-        if self.details:
-            request.update(
-                justification=d.get("justification"),
-                questions=d.get("questions") or [],
-                answers=d.get("answers") or {},
-                start=d.get("start"),
-                end=d.get("end"),
-                notifications_enabled=d.get("notifications_enabled", True),
-            )
+        request.update(
+            justification=d.get("justification"),
+            questions=d.get("questions") or [],
+            answers=d.get("answers") or {},
+            start=d.get("start"),
+            end=d.get("end"),
+            notifications_enabled=d.get("notifications_enabled", True),
+        )
         self.requests[event.originator_id] = request
         self.changed_requests[event.originator_id] = None
 
@@ -547,22 +596,19 @@ _HANDLERS = {
 }
 
 
-class FactsReadModel(ReadModel):
-    """A read model that keeps facts of its own (tables prefixed with its name) and derives its
-    rows from the requests and assignments each batch changed (:meth:`project`)."""
+class FactsModel(ReadModel):
+    """The facts read model: the first stage of every read model of requests and assignments."""
 
+    name = NAME
     topics = ALL_TOPICS
-    view_tables: tuple[str, ...] = ()  # CREATE statements of the rows it serves
-    facts_options: dict[str, bool] = {}  # see Facts
 
     def __init__(self) -> None:
-        self.facts = Facts(self.name, **self.facts_options)
-        self.tables = self.facts.tables + self.view_tables
+        self.facts = Facts(NAME)
+        self.tables = self.facts.tables
 
     def apply(self, tx: Transaction, events: Sequence[LogEvent], *, after: int) -> None:
         self.facts.fold(tx, events, after=after)
         self.facts.save(tx)
-        self.project(tx)
 
     def finished(self, position: int | None) -> None:
         self.facts.finished(position)
@@ -571,8 +617,35 @@ class FactsReadModel(ReadModel):
         super().clear(tx)
         self.facts.finished(None)
 
-    def project(self, tx: Transaction) -> None:
-        """Rewrites the rows of what ``self.facts`` says changed in this batch."""
+
+@dataclass
+class Touched:
+    """The requests and assignments a batch touched, with their facts as they are now."""
+
+    facts: Facts
+    requests: dict[str, dict]
+    assignments: dict[str, dict]
+
+    def names_of(self, tx: Transaction, package_ids: set[str]) -> dict[str, str]:
+        return self.facts.names_of(tx, package_ids)
+
+
+class FactsReadModel(ReadModel):
+    """A read model derived from the facts: each batch, :meth:`project` rewrites the rows of the
+    requests and assignments its events touched, from their current facts."""
+
+    topics = ALL_TOPICS
+    grants = True  # an assignment's events also touch the requests whose access it holds
+
+    def __init__(self, source: FactsModel) -> None:
+        self.source = source
+
+    def apply(self, tx: Transaction, events: Sequence[LogEvent], *, after: int) -> None:
+        self.project(tx, self.source.facts.touched(tx, events, grants=self.grants))
+
+    def project(self, tx: Transaction, touched: Touched) -> None:
+        """Rewrites the rows of what ``touched`` holds."""
+        raise NotImplementedError
 
 
 def list_item(request: dict, package_name: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ primary approvers, and its alternate approvers once it was escalated. A revoked 
 
 from __future__ import annotations
 
-from projections.facts import FactsReadModel, deciders, list_item
+from projections.facts import FactsReadModel, Touched, deciders, list_item
 from projections.paging import Page, keyset_page
 from projections.store import Transaction, dumps, loads
 
@@ -46,7 +46,7 @@ def history_rows(request: dict, package_name: str) -> list[tuple]:
 
 class HistoryReadModel(FactsReadModel):
     name = NAME
-    view_tables = (
+    tables = (
         f"""CREATE TABLE IF NOT EXISTS {TABLE} (
             approver_id TEXT NOT NULL,
             request_id TEXT NOT NULL,
@@ -58,12 +58,11 @@ class HistoryReadModel(FactsReadModel):
         f"CREATE INDEX IF NOT EXISTS {TABLE}_by_approver ON {TABLE} (approver_id, sort_position, request_id, stage)",
     )
 
-    def project(self, tx: Transaction) -> None:
-        changed = [self.facts.requests[rid] for rid in self.facts.changed_requests]
-        decided = [r for r in changed if any(stage["decision"] for stage in r["stages"])]
+    def project(self, tx: Transaction, touched: Touched) -> None:
+        decided = [r for r in touched.requests.values() if any(stage["decision"] for stage in r["stages"])]
         if not decided:
             return
-        names = self.facts.names_of(tx, {r["access_package_id"] for r in decided})
+        names = touched.names_of(tx, {r["access_package_id"] for r in decided})
         rows = [row for r in decided for row in history_rows(r, names[r["access_package_id"]])]
         # A decided stage keeps who could decide it, so rows are only added or changed, never
         # removed: upsert, and leave rows whose item is unchanged untouched (no new row version).

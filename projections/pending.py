@@ -12,6 +12,7 @@ from projections.facts import (
     PENDING_APPROVAL,
     REQUEST_TOPICS,
     FactsReadModel,
+    Touched,
     current_stage,
     deciders,
     list_item,
@@ -34,7 +35,7 @@ def approvers_now(request: dict) -> list[str]:
 class PendingReadModel(FactsReadModel):
     name = NAME
     topics = REQUEST_TOPICS + PACKAGE_TOPICS  # what the access became does not matter while pending
-    view_tables = (
+    tables = (
         f"""CREATE TABLE IF NOT EXISTS {TABLE} (
                 approver_id TEXT NOT NULL,
             request_id TEXT NOT NULL,
@@ -45,14 +46,14 @@ class PendingReadModel(FactsReadModel):
         f"CREATE INDEX IF NOT EXISTS {TABLE}_by_approver ON {TABLE} (approver_id, sort_position, request_id)",
     )
 
-    def project(self, tx: Transaction) -> None:
-        changed = [self.facts.requests[rid] for rid in self.facts.changed_requests]
+    def project(self, tx: Transaction, touched: Touched) -> None:
+        changed = list(touched.requests.values())
         if not changed:
             return
         tx.delete_where_in(TABLE, "request_id", (r["id"] for r in changed))
         rows = []
         pending = [r for r in changed if approvers_now(r)]
-        names = self.facts.names_of(tx, {r["access_package_id"] for r in pending})
+        names = touched.names_of(tx, {r["access_package_id"] for r in pending})
         for request in pending:
             item = dumps(list_item(request, names[request["access_package_id"]]))
             for approver in approvers_now(request):

@@ -13,13 +13,15 @@ from projections.assignments import AssignmentsReadModel
 from projections.deadlines import DeadlinesReadModel
 from projections.directory import DirectoryReadModel
 from projections.engine import BATCH_SIZE, Projector, ReadModel
+from projections.facts import FactsModel, FactsReadModel
 from projections.history import HistoryReadModel
 from projections.paging import Page
 from projections.pending import PendingReadModel
 from projections.requests import RequestsReadModel
 from projections.store import ViewStore
 
-READ_MODELS: dict[str, Callable[[], ReadModel]] = {
+READ_MODELS: dict[str, type[ReadModel]] = {
+    "facts": FactsModel,
     "pending": PendingReadModel,
     "history": HistoryReadModel,
     "requests": RequestsReadModel,
@@ -60,7 +62,11 @@ class ReadModels:
         self.app = app
         self.store = store
         self.batch_size = batch_size
-        self.models: dict[str, Any] = {name: factory() for name, factory in READ_MODELS.items()}
+        facts = FactsModel()
+        self.models: dict[str, Any] = {
+            name: facts if kind is FactsModel else kind(facts) if issubclass(kind, FactsReadModel) else kind()
+            for name, kind in READ_MODELS.items()
+        }
         self.projector = Projector(app, store, list(self.models.values()), batch_size=batch_size)
 
     # --- running -----------------------------------------------------------------------------
@@ -76,11 +82,13 @@ class ReadModels:
     def rebuild(
         self, names: Sequence[str] | None = None, progress: Callable[[int, int], None] | None = None
     ) -> RebuildResult:
-        """Drops the rows of ``names`` (all when None) and projects the whole log again."""
+        """Drops the rows of ``names`` (all when None) and projects the whole log again. A read
+        model derived from the facts is rebuilt from the facts as they are (brought up to the head
+        first when behind); name ``facts`` too, or none, to fold the facts again from the log."""
         names = check_names(names) if names else list(self.models)
         projector = self.projector_for(names)
         started = time.perf_counter()
-        projector.reset()
+        projector.reset([self.models[name] for name in names])
         moved = projector.catch_up(progress)
         return RebuildResult(names=names, events=moved, seconds=time.perf_counter() - started)
 

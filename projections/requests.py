@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.facts import FactsReadModel, display_state, list_item
+from projections.facts import FactsReadModel, Touched, display_state
 from projections.paging import Page, keyset_page
-from projections.store import Transaction, loads
+from projections.store import Transaction, dumps, loads
 
 NAME = "requests"
+TABLE = "request_details"
 
 
 def stage_state(request: dict, stage: dict) -> str:
@@ -68,39 +69,74 @@ def details(request: dict, package_name: str) -> dict[str, Any]:
     }
 
 
-class RequestsReadModel(FactsReadModel):
-    """Its facts are its rows: the requests table of its facts, indexed for ``/me/requests``."""
+SUMMARY_FIELDS = (
+    "request_type",
+    "access_package_id",
+    "access_package_name",
+    "requestor_id",
+    "target_user_id",
+    "state",
+    "current_stage",
+    "submitted_at",
+    "expires_at",
+)
 
+
+def summary(request_details: dict[str, Any]) -> dict[str, Any]:
+    """The list item of ``/me/requests`` (``facts.list_item``) from a request's details."""
+    return {"request_id": request_details["id"], **{field: request_details[field] for field in SUMMARY_FIELDS}}
+
+
+class RequestsReadModel(FactsReadModel):
     name = NAME
-    facts_options = {"details": True}
-    view_tables = (
-        f"CREATE INDEX IF NOT EXISTS {NAME}_by_requestor ON {NAME}_requests (requestor_id, submitted_position)",
-        f"CREATE INDEX IF NOT EXISTS {NAME}_by_target ON {NAME}_requests (target_user_id, submitted_position)",
+    tables = (
+        f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+            request_id TEXT PRIMARY KEY,
+            requestor_id TEXT NOT NULL,
+            target_user_id TEXT NOT NULL,
+            sort_position BIGINT NOT NULL,
+            item TEXT NOT NULL)""",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_requestor ON {TABLE} (requestor_id, sort_position)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_target ON {TABLE} (target_user_id, sort_position)",
     )
+
+    def project(self, tx: Transaction, touched: Touched) -> None:
+        requests = list(touched.requests.values())
+        if not requests:
+            return
+        names = touched.names_of(tx, {r["access_package_id"] for r in requests})
+        tx.insert_many(
+            f"INSERT INTO {TABLE} (request_id, requestor_id, target_user_id, sort_position, item)",
+            (
+                (
+                    r["id"],
+                    r["requestor_id"],
+                    r["target_user_id"],
+                    r["submitted_position"],
+                    dumps(details(r, names[r["access_package_id"]])),
+                )
+                for r in requests
+            ),
+            conflict="ON CONFLICT (request_id) DO UPDATE SET item = excluded.item",
+            types=("text", "text", "text", "bigint", "text"),
+        )
 
     # --- queries -----------------------------------------------------------------------------
 
     def get(self, tx: Transaction, request_id: str) -> dict[str, Any] | None:
-        row = tx.fetchone(f"SELECT data FROM {self.facts.requests_table} WHERE request_id = ?", (request_id,))
-        if row is None:
-            return None
-        request = loads(row[0])
-        name = self.facts.names_of(tx, {request["access_package_id"]})[request["access_package_id"]]
-        return details(request, name)
+        row = tx.fetchone(f"SELECT item FROM {TABLE} WHERE request_id = ?", (request_id,))
+        return None if row is None else loads(row[0])
 
     def of_user(self, tx: Transaction, user_id: str, *, limit: int, cursor: str | None) -> Page:
         """Requests made by ``user_id`` or for them, newest first."""
-        page = keyset_page(
+        return keyset_page(
             tx,
-            select=f"SELECT data, submitted_position FROM {self.facts.requests_table}",
+            select=f"SELECT item, sort_position FROM {TABLE}",
             where="(requestor_id = ? OR target_user_id = ?)",
             params=(user_id, user_id),
-            key_columns=("submitted_position",),
+            key_columns=("sort_position",),
             key_types=(int,),
             limit=limit,
             cursor=cursor,
-            row_to_item=lambda row: loads(row[0]),
+            row_to_item=lambda row: summary(loads(row[0])),
         )
-        names = self.facts.names_of(tx, {r["access_package_id"] for r in page.items})
-        page.items = [list_item(r, names[r["access_package_id"]]) for r in page.items]
-        return page

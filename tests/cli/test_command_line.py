@@ -152,4 +152,4 @@ def test_rebuild_reports_events_per_second(database, capsys):
 
 def test_rebuild_of_an_unknown_read_model_names_the_known_ones(database, capsys):
     assert main(["rebuild", "pending", "nope"]) == 1
-    assert "no read model named 'nope'; the read models are: pending, history" in capsys.readouterr().err
+    assert "no read model named 'nope'; the read models are: facts, pending, history" in capsys.readouterr().err

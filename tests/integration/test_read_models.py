@@ -211,13 +211,23 @@ def test_a_cursor_not_given_by_the_api_is_refused(views):
         views.pending("amy", limit=3, cursor="not-a-cursor")
 
 
-def test_rebuilding_twice_gives_identical_views(app, views, clock):
+def varied_history(app, clock):
+    """Approved (one and two stages), escalated, denied, cancelled and still pending requests."""
     for package in ("wiki", "vault"):
         request = submit(app, package=package)
         app.decide(request_id=request.id, approver_id="amy", decision="approve")
     waiting = submit(app, package="wiki", requestor="mona")
+    denied = submit(app, package="vault", requestor="uma")
+    app.decide(request_id=denied.id, approver_id="bob", decision="deny", reason="no")
     clock.advance(timedelta(days=3))
     app.escalate(waiting.id)
+    cancelled = submit(app, package="wiki", requestor="uma")
+    app.cancel_request(request_id=cancelled.id, actor_id="uma")
+    submit(app, package="vault", requestor="mona")
+
+
+def test_rebuilding_twice_gives_identical_views(app, views, clock):
+    varied_history(app, clock)
     views.catch_up()
     live = {name: views.dump(name) for name in views.models}
     views.rebuild()
@@ -235,6 +245,41 @@ def test_rebuilding_one_read_model_leaves_the_others_alone(app, views):
     result = views.rebuild(["pending"])
     assert result.names == ["pending"] and result.events == views.head()
     assert (views.dump("history"), views.positions()["history"]) == before
+
+
+@pytest.mark.parametrize("name", ["pending", "history", "requests", "assignments", "deadlines"])
+def test_a_read_model_rebuilt_alone_from_facts_at_the_head_gets_the_rows_of_the_live_projection(
+    app, views, clock, name
+):
+    varied_history(app, clock)
+    views.catch_up()
+    live = {model: views.dump(model) for model in views.models}
+    views.batch_size = 2  # facts far ahead of each batch
+    result = views.rebuild([name])
+    assert result.events == views.head() and views.positions()[name] == views.head()
+    assert {model: views.dump(model) for model in views.models} == live
+
+
+def test_rebuilding_the_facts_alone_leaves_the_read_models_derived_from_them_alone(app, views, clock):
+    varied_history(app, clock)
+    views.catch_up()
+    live = {model: views.dump(model) for model in views.models}
+    positions = views.positions()
+    views.rebuild(["facts"])
+    assert views.positions() == positions
+    assert {model: views.dump(model) for model in views.models} == live
+
+
+def test_a_read_model_never_runs_ahead_of_the_facts_it_reads(services, app, views, clock):
+    varied_history(app, clock)
+    views.catch_up()
+    live = {model: views.dump(model) for model in views.models}
+    views.projector.reset()
+    services.read_models.projector_for(["history"]).run_once()  # the facts are projected first
+    positions = views.positions()
+    assert positions["facts"] >= positions["history"] > 0
+    views.catch_up()
+    assert {model: views.dump(model) for model in views.models} == live
 
 
 def test_small_batches_give_the_same_views_as_one_big_batch(services, app, views):
@@ -300,7 +345,7 @@ def test_a_batch_that_fails_leaves_no_trace_and_is_projected_again(app, views, m
     history = views.models["history"]
     real_project = history.project
 
-    def failing(tx):
+    def failing(tx, touched):
         raise RuntimeError("the database went away")
 
     monkeypatch.setattr(history, "project", failing)
