@@ -87,9 +87,11 @@ def tokens_create_command(user_id: str) -> None:
 def rebuild_command(names: tuple[str, ...], quiet: bool) -> None:
     """Drop and rebuild read models from the event log (all of them without NAMEs).
 
-    Read models: pending, history, requests, assignments, deadlines, directory. Each keeps its rows
-    and its position in one transaction, so an interrupted rebuild resumes where it stopped the
-    next time it (or `entitlements project`) runs."""
+    Read models: facts, pending, history, requests, assignments, deadlines, directory. Each keeps
+    its rows and its position in one transaction, so an interrupted rebuild resumes where it
+    stopped the next time it (or `entitlements project`) runs. The read models of requests and
+    assignments derive their rows from `facts`: named alone, they are rebuilt from the facts as
+    they are; name `facts` too (or nothing) to fold the facts again from the log."""
     processes.rebuild(Settings.from_env(), list(names), quiet=quiet)
 
 
