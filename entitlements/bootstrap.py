@@ -14,6 +14,7 @@ from domain.resources import ResourceKind
 from entitlements.persistence import Database, database_from_url
 from entitlements.settings import ConfigurationError, Settings
 from entitlements.tokens import TokenStore
+from notifier.sender import Sender, SmtpServer
 from projections.read_models import ReadModels
 from projections.store import ViewStore
 
@@ -82,6 +83,13 @@ class Services:
     read_models: ReadModels
     tokens: TokenStore
 
+    def sender(self) -> Sender | None:
+        """The outbox's SMTP sender, or None when no ``ENTITLEMENTS_SMTP_URL`` is set."""
+        if not self.settings.smtp_url:
+            return None
+        server = SmtpServer.from_url(self.settings.smtp_url)
+        return Sender(self.store, server, self.app.clock, mail_from=self.settings.mail_from)
+
     def close(self) -> None:
         self.store.close()
         self.app.close()
@@ -99,7 +107,7 @@ def build_services(
     try:
         store = ViewStore(database)
         with _schema_lock(database):
-            read_models = ReadModels(app, store)
+            read_models = ReadModels(app, store, base_url=settings.base_url, mail_domain=settings.mail_domain)
             tokens = TokenStore(store)
     except Exception as error:
         app.close()

@@ -14,8 +14,8 @@ from domain.errors import DomainError
 from entitlements import processes
 from entitlements.bootstrap import build_application, build_services
 from entitlements.settings import ConfigurationError, Settings
-from projections.read_models import UnknownReadModel
 from entitlements.tenant import LOADER, LoadResult, TenantFileError, load_tenant
+from projections.read_models import UnknownReadModel
 
 DEMO_TENANT = Path(__file__).parent / "demo" / "tenant.yaml"
 
@@ -103,6 +103,16 @@ def project_command(interval: float) -> None:
     processes.project(Settings.from_env(), interval=interval)
 
 
+@cli.command("send")
+@click.option("--once", is_flag=True, help="Send what is due now, then stop.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between looks at the outbox.")
+def send_command(once: bool, interval: float) -> None:
+    """Deliver the outbox of numbered emails over SMTP (ENTITLEMENTS_SMTP_URL), each email once:
+    temporary failures are retried with backoff, and each email keeps its status. `entitlements
+    serve` does this too; run it alone beside `entitlements project` in the scale-out mode."""
+    processes.send(Settings.from_env(), once=once, interval=interval)
+
+
 @cli.command("web")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -119,8 +129,9 @@ def web_command(host: str, port: int, workers: int, threads: int) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int, help="Worker threads of the WSGI server.")
 def serve_command(host: str, port: int, threads: int) -> None:
-    """The embedded mode: the HTTP API and the projections following the log, in one process
-    (the default SQLite file needs nothing else)."""
+    """The embedded mode: the HTTP API, the projections (the notifier among them) following the
+    log and, with ENTITLEMENTS_SMTP_URL, the sender, in one process (the default SQLite file
+    needs nothing else)."""
     processes.serve(Settings.from_env(), host=host, port=port, threads=threads)
 
 

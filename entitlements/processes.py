@@ -16,7 +16,7 @@ import click
 from tqdm import tqdm
 
 from entitlements.bootstrap import Services, build_services
-from entitlements.settings import Settings
+from entitlements.settings import ConfigurationError, Settings
 from projections.read_models import check_names
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,47 @@ def following(services: Services, *, interval: float = 0.2) -> Iterator[threadin
         stop.set()
         services.read_models.projector.wake()
         thread.join(timeout=10)
+
+
+@contextmanager
+def sending(services: Services, *, interval: float = 1.0) -> Iterator[threading.Thread | None]:
+    """The outbox is sent over SMTP in a background thread while the block runs (nothing happens
+    without ``ENTITLEMENTS_SMTP_URL``: emails stay in the outbox)."""
+    sender = services.sender()
+    if sender is None:
+        yield None
+        return
+    stop = threading.Event()
+    thread = threading.Thread(target=sender.follow, args=(stop,), kwargs={"interval": interval}, name="sender", daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        stop.set()
+        thread.join(timeout=35)
+
+
+def send(settings: Settings, *, once: bool, interval: float) -> None:
+    """Delivers the outbox over SMTP: what is due now (``once``), or continuously."""
+    if not settings.smtp_url:
+        raise ConfigurationError("ENTITLEMENTS_SMTP_URL is not set: there is nowhere to send the outbox to")
+    services = build_services(settings)
+    _stop_on_sigterm()
+    try:
+        sender = services.sender()
+        assert sender is not None
+        if once:
+            report = sender.send_due()
+            click.echo(f"sent {report.sent}, to retry {report.retried}, failed {report.failed}", err=True)
+            return
+        click.echo(f"sending the outbox of {settings.database_url} to {settings.smtp_url}; Ctrl-C to stop", err=True)
+        stop = threading.Event()
+        try:
+            sender.follow(stop, interval=interval)
+        except KeyboardInterrupt:
+            stop.set()
+    finally:
+        services.close()
 
 
 def _stop_on_sigterm() -> None:
@@ -139,7 +180,7 @@ def serve(settings: Settings, *, host: str, port: int, threads: int) -> None:
     _stop_on_sigterm()
     try:
         services.read_models.catch_up()
-        with following(services):
+        with following(services), sending(services):
             app = create_app(services, project_inline=True)
             click.echo(
                 f"entitlements API at http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); Ctrl-C to stop",

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -25,6 +26,12 @@ class Settings:
     base_url: str = DEFAULT_BASE_URL
     secret_key: str | None = None
     clock: str = "system"
+    mail_from: str = "entitlements@localhost"
+
+    @property
+    def mail_domain(self) -> str:
+        """The domain of the emails' Message-IDs: the sender address's."""
+        return self.mail_from.rpartition("@")[2] or "localhost"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> "Settings":
@@ -42,4 +49,18 @@ class Settings:
             base_url=(values.get("ENTITLEMENTS_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
             secret_key=values.get("ENTITLEMENTS_SECRET_KEY") or None,
             clock=clock,
+            mail_from=mail_from(values),
         )
+
+
+def mail_from(values: Mapping[str, str]) -> str:
+    """``ENTITLEMENTS_MAIL_FROM``, else ``entitlements@`` the portal's host (``localhost`` when it
+    is an address or a name without a dot)."""
+    given = values.get("ENTITLEMENTS_MAIL_FROM")
+    if given:
+        if "@" not in given:
+            raise ConfigurationError(f"ENTITLEMENTS_MAIL_FROM must be an email address, not {given!r}")
+        return given
+    host = urlsplit(values.get("ENTITLEMENTS_BASE_URL") or DEFAULT_BASE_URL).hostname or ""
+    is_name = "." in host and not host.replace(".", "").isdigit()
+    return f"entitlements@{host if is_name else 'localhost'}"

@@ -57,3 +57,7 @@ class DirectoryReadModel(ReadModel):
     def get(self, tx: Transaction, user_id: str) -> dict[str, Any] | None:
         row = tx.fetchone(f"SELECT data FROM {TABLE} WHERE user_id = ?", (user_id,))
         return loads(row[0]) if row else None
+
+    def get_many(self, tx: Transaction, user_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """The users ``user_ids`` that are known, by id."""
+        return {user_id: loads(data) for user_id, data in tx.fetch_where_in(f"SELECT user_id, data FROM {TABLE}", "user_id", user_ids)}

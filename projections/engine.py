@@ -42,7 +42,7 @@ class ReadModel:
     name: str = ""
     topics: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()  # CREATE TABLE / INDEX statements (IF NOT EXISTS)
-    source: "ReadModel | None" = None  # a read model this one reads, projected before it
+    sources: tuple["ReadModel", ...] = ()  # read models this one reads, projected before it
 
     def create(self, tx: Transaction) -> None:
         for statement in self.tables:
@@ -219,8 +219,9 @@ def with_sources(models: Sequence[ReadModel]) -> list[ReadModel]:
     """``models`` with the read models they read added, each placed before its readers."""
     ordered: list[ReadModel] = []
     for model in models:
-        if model.source is not None and model.source not in ordered:
-            ordered.append(model.source)
+        for source in model.sources:
+            if source not in ordered:
+                ordered.append(source)
         if model not in ordered:
             ordered.append(model)
     return ordered

@@ -201,15 +201,19 @@ class Facts:
         if grants:
             for assignment in assignments.values():
                 request_ids.update(assignment["grants"])
-        requests = self._current(
+        return Touched(self, self.requests_by_id(tx, request_ids), assignments)
+
+    def requests_by_id(self, tx: Transaction, ids: set[str]) -> dict[str, dict]:
+        """The current facts of the requests ``ids`` (those not known are left out)."""
+        current = self._folded_in is tx
+        return self._current(
             tx,
-            request_ids,
+            ids,
             self.requests if current else None,
             self._cached_requests if current else None,
             self.requests_table,
             "request_id",
         )
-        return Touched(self, requests, assignments)
 
     def _current(
         self, tx: Transaction, ids: set[str], batch: dict | None, cache: OrderedDict | None, table: str, key: str
@@ -639,6 +643,7 @@ class FactsReadModel(ReadModel):
 
     def __init__(self, source: FactsModel) -> None:
         self.source = source
+        self.sources = (source,)
 
     def apply(self, tx: Transaction, events: Sequence[LogEvent], *, after: int) -> None:
         self.project(tx, self.source.facts.touched(tx, events, grants=self.grants))

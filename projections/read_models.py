@@ -9,11 +9,14 @@ from typing import Any, Callable, Sequence
 
 from eventsourcing.application import Application
 
+from entitlements.settings import DEFAULT_BASE_URL
+from notifier.projection import NotifierReadModel
+
 from projections.assignments import AssignmentsReadModel
 from projections.deadlines import DeadlinesReadModel
 from projections.directory import DirectoryReadModel
 from projections.engine import BATCH_SIZE, Projector, ReadModel
-from projections.facts import FactsModel, FactsReadModel
+from projections.facts import FactsModel
 from projections.history import HistoryReadModel
 from projections.paging import Page
 from projections.pending import PendingReadModel
@@ -28,6 +31,7 @@ READ_MODELS: dict[str, type[ReadModel]] = {
     "assignments": AssignmentsReadModel,
     "deadlines": DeadlinesReadModel,
     "directory": DirectoryReadModel,
+    "notifier": NotifierReadModel,
 }
 
 
@@ -58,15 +62,29 @@ class RebuildResult:
 class ReadModels:
     """The read models over one application's log, kept in ``store``."""
 
-    def __init__(self, app: Application, store: ViewStore, *, batch_size: int = BATCH_SIZE) -> None:
+    def __init__(
+        self,
+        app: Application,
+        store: ViewStore,
+        *,
+        batch_size: int = BATCH_SIZE,
+        base_url: str = DEFAULT_BASE_URL,
+        mail_domain: str = "localhost",
+    ) -> None:
         self.app = app
         self.store = store
         self.batch_size = batch_size
-        facts = FactsModel()
-        self.models: dict[str, Any] = {
-            name: facts if kind is FactsModel else kind(facts) if issubclass(kind, FactsReadModel) else kind()
-            for name, kind in READ_MODELS.items()
-        }
+        facts, directory = FactsModel(), DirectoryReadModel()
+        self.models: dict[str, Any] = {}
+        for name, kind in READ_MODELS.items():
+            if kind is FactsModel:
+                self.models[name] = facts
+            elif kind is DirectoryReadModel:
+                self.models[name] = directory
+            elif kind is NotifierReadModel:
+                self.models[name] = kind(facts, directory, base_url=base_url, mail_domain=mail_domain)
+            else:
+                self.models[name] = kind(facts)
         self.projector = Projector(app, store, list(self.models.values()), batch_size=batch_size)
 
     # --- running -----------------------------------------------------------------------------
@@ -134,3 +152,9 @@ class ReadModels:
     def due_deadlines(self, now: datetime, *, limit: int = 1000) -> list[dict]:
         with self.store.transaction(write=False) as tx:
             return self.models["deadlines"].due(tx, now, limit=limit)
+
+    def notifications(
+        self, *, request_id: str | None = None, to: str | None = None, limit: int, cursor: str | None = None
+    ) -> Page:
+        with self.store.transaction(write=False) as tx:
+            return self.models["notifier"].outbox(tx, request_id=request_id, to=to, limit=limit, cursor=cursor)

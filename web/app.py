@@ -17,12 +17,13 @@ from web.api.approvals.routes import blp as approvals_blp
 from web.api.assignments.routes import blp as assignments_blp
 from web.api.health.routes import blp as health_blp
 from web.api.me.routes import blp as me_blp
+from web.api.notifications.routes import blp as notifications_blp
 from web.api.requests.routes import blp as requests_blp
 from web.context import EXTENSION, WebContext
 from web.errors import ErrorSchema, handle_http_exception, register_error_handlers
 
 API_PREFIX = "/api/v1"
-BLUEPRINTS = (requests_blp, me_blp, assignments_blp, approvals_blp, health_blp)
+BLUEPRINTS = (requests_blp, me_blp, assignments_blp, approvals_blp, notifications_blp, health_blp)
 SECURITY_SCHEME = "bearerAuth"
 
 DEFAULT_CONFIG: dict[str, Any] = {

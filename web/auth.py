@@ -15,6 +15,7 @@ from entitlements.tokens import token_hash
 from web.context import services, web_context
 from web.errors import ApiError
 
+ADMIN = "admin"
 AUDITOR = "auditor"
 DOC_BLUEPRINT = "api-docs"  # flask-smorest's blueprint serving openapi.json
 

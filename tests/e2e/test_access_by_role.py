@@ -36,6 +36,7 @@ EXPECTED = {
     "POST /assignments/{id}/extend":  (403,      200,   403,  403,  403,   403,    403),
     "GET /approvals/pending":         (200,      200,   200,  200,  200,   200,    200),
     "GET /approvals/history":         (200,      200,   200,  200,  200,   200,    200),
+    "GET /notifications":             (403,      403,   403,  403,  403,   200,    200),
     "GET /healthz":                   (200,      200,   200,  200,  200,   200,    200),
     "GET /readyz":                    (200,      200,   200,  200,  200,   200,    200),
 }

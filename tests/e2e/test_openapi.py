@@ -15,6 +15,7 @@ PATHS = {
     "/api/v1/assignments/{assignment_id}/extend": {"post"},
     "/api/v1/approvals/pending": {"get"},
     "/api/v1/approvals/history": {"get"},
+    "/api/v1/notifications": {"get"},
     "/api/v1/healthz": {"get"},
     "/api/v1/readyz": {"get"},
 }

@@ -1,0 +1,277 @@
+"""Delivers the outbox over SMTP, each email once, with retries on temporary failures.
+
+An email is claimed (status ``sending``, with a lease) in one transaction, handed to the SMTP server,
+then marked ``sent`` in another. If the process dies between the server's acceptance and the mark,
+the lease runs out and that email is sent again, with the same Message-ID, so that mail systems can
+recognise the duplicate: at most the emails of one interrupted batch, never a whole replay.
+
+Temporary failures (4xx replies, a server that cannot be reached or hangs up) are retried with
+exponential backoff up to ``max_attempts``; permanent ones (5xx replies, no address) fail at once.
+Each email keeps its status, its attempts and the last error in the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from domain.clock import Clock
+from entitlements.settings import ConfigurationError
+from notifier.projection import FAILED, OUTBOX, PENDING, SENDING, SENT
+from projections.deadlines import fixed
+from projections.store import ViewStore
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+MAX_ATTEMPTS = 8
+FIRST_DELAY = timedelta(seconds=30)
+MAX_DELAY = timedelta(hours=1)
+LEASE = timedelta(minutes=5)  # a claimed email not marked by then is sent again
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    host: str
+    port: int
+    ssl: bool = False
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+
+    @classmethod
+    def from_url(cls, url: str) -> "SmtpServer":
+        """``smtp://[user:password@]host[:port][?starttls=true]`` or ``smtps://...`` (TLS from
+        the start, port 465 by default)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigurationError(
+                f"ENTITLEMENTS_SMTP_URL must look like smtp://host:port or smtps://user:password@host, not {url!r}"
+            )
+        try:
+            port = parts.port
+        except ValueError as error:
+            raise ConfigurationError(f"ENTITLEMENTS_SMTP_URL has a bad port: {url!r}") from error
+        ssl = parts.scheme == "smtps"
+        query = parse_qs(parts.query)
+        return cls(
+            host=parts.hostname,
+            port=port or (465 if ssl else 25),
+            ssl=ssl,
+            starttls=(query.get("starttls") or ["false"])[0].lower() in ("1", "true", "yes"),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+    def connect(self) -> smtplib.SMTP:
+        kind = smtplib.SMTP_SSL if self.ssl else smtplib.SMTP
+        connection = kind(self.host, self.port, timeout=self.timeout)
+        try:
+            if self.starttls:
+                connection.starttls()
+            if self.username:
+                connection.login(self.username, self.password or "")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retried + self.failed
+
+
+class TemporaryFailure(Exception):
+    pass
+
+
+class PermanentFailure(Exception):
+    pass
+
+
+def classify(error: Exception) -> Exception:
+    """A delivery error as a temporary or a permanent failure, with a readable message."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        code, message = next(iter(error.recipients.values()))
+        text = f"{code} {message.decode(errors='replace') if isinstance(message, bytes) else message}"
+        return TemporaryFailure(text) if 400 <= code < 500 else PermanentFailure(text)
+    if isinstance(error, smtplib.SMTPResponseException):
+        message = error.smtp_error
+        text = f"{error.smtp_code} {message.decode(errors='replace') if isinstance(message, bytes) else message}"
+        return TemporaryFailure(text) if 400 <= error.smtp_code < 500 else PermanentFailure(text)
+    if isinstance(error, (smtplib.SMTPException, OSError)):  # disconnected, refused, timed out
+        return TemporaryFailure(f"{type(error).__name__}: {error}".rstrip(": "))
+    return PermanentFailure(f"{type(error).__name__}: {error}")
+
+
+def connection_lost(error: Exception) -> bool:
+    """The SMTP connection is unusable after ``error`` (smtplib's errors are OSErrors too)."""
+    return isinstance(error, smtplib.SMTPServerDisconnected) or (
+        isinstance(error, OSError) and not isinstance(error, smtplib.SMTPException)
+    )
+
+
+class Sender:
+    """Delivers due emails of the outbox in ``store`` to ``server``, as ``mail_from``."""
+
+    def __init__(
+        self,
+        store: ViewStore,
+        server: SmtpServer,
+        clock: Clock,
+        *,
+        mail_from: str,
+        batch: int = BATCH,
+        max_attempts: int = MAX_ATTEMPTS,
+        first_delay: timedelta = FIRST_DELAY,
+        max_delay: timedelta = MAX_DELAY,
+        lease: timedelta = LEASE,
+    ) -> None:
+        self.store = store
+        self.server = server
+        self.clock = clock
+        self.mail_from = mail_from
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.lease = lease
+
+    def delay(self, attempts: int) -> timedelta:
+        """The wait before attempt ``attempts + 1``: 30 s, 1 min, 2 min ... at most an hour."""
+        return min(self.first_delay * (2 ** (attempts - 1)), self.max_delay)
+
+    # --- one round ---------------------------------------------------------------------------
+
+    def send_due(self) -> SendReport:
+        """Sends every email due now, in batches; returns what happened."""
+        report = SendReport()
+        while True:
+            claimed = self._claim()
+            if not claimed:
+                return report
+            self._deliver(claimed, report)
+            if len(claimed) < self.batch:
+                return report
+
+    def _claim(self) -> list[tuple]:
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            lock = " FOR UPDATE SKIP LOCKED" if tx.backend == "postgresql" else ""
+            rows = tx.fetchall(
+                f"SELECT id, to_address, subject, text_body, html_body, message_id, attempts, number FROM {OUTBOX}"
+                f" WHERE status IN (?, ?) AND next_attempt_at <= ? ORDER BY next_attempt_at, position, seq"
+                f" LIMIT {int(self.batch)}{lock}",
+                (PENDING, SENDING, fixed(now)),
+            )
+            if rows:
+                ids = [row[0] for row in rows]
+                tx.execute(
+                    f"UPDATE {OUTBOX} SET status = ?, next_attempt_at = ? WHERE id IN {tx.in_list(ids)}",
+                    (SENDING, fixed(now + self.lease), *ids),
+                )
+        return rows
+
+    def _deliver(self, claimed: list[tuple], report: SendReport) -> None:
+        connection: smtplib.SMTP | None = None
+        try:
+            for index, (email_id, address, subject, text, html, message_id, attempts, number) in enumerate(claimed):
+                try:
+                    if not address:
+                        raise PermanentFailure("no email address")
+                    if connection is None:
+                        connection = self.server.connect()
+                    message = self._message(address, subject, text, html, message_id, number)
+                    connection.send_message(message, from_addr=self.mail_from, to_addrs=[address])
+                except Exception as error:  # noqa: BLE001 - every failure is recorded on the email
+                    failure = error if isinstance(error, (TemporaryFailure, PermanentFailure)) else classify(error)
+                    self._failed(email_id, attempts + 1, failure, report)
+                    if connection is not None and connection_lost(error):
+                        connection.close()
+                        connection = None
+                    if connection is None and isinstance(failure, TemporaryFailure):
+                        # the server cannot be reached: leave the rest of the batch for the next round
+                        self._release([row[0] for row in claimed[index + 1 :]])
+                        return
+                    continue
+                self._sent(email_id, attempts + 1, report)
+        finally:
+            if connection is not None:
+                try:
+                    connection.quit()
+                except (smtplib.SMTPException, OSError):
+                    connection.close()
+
+    def _message(self, address: str, subject: str, text: str, html: str, message_id: str, number: int) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.mail_from
+        message["To"] = address
+        message["Subject"] = subject
+        message["Message-ID"] = message_id
+        message["Date"] = format_datetime(self.clock.now())
+        message["X-Entitlements-Email"] = str(number)
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
+        return message
+
+    def _sent(self, email_id: str, attempts: int, report: SendReport) -> None:
+        with self.store.transaction() as tx:
+            tx.execute(
+                f"UPDATE {OUTBOX} SET status = ?, attempts = ?, sent_at = ?, last_error = NULL WHERE id = ?",
+                (SENT, attempts, fixed(self.clock.now()), email_id),
+            )
+        report.sent += 1
+
+    def _failed(self, email_id: str, attempts: int, failure: Exception, report: SendReport) -> None:
+        now = self.clock.now()
+        give_up = isinstance(failure, PermanentFailure) or attempts >= self.max_attempts
+        with self.store.transaction() as tx:
+            tx.execute(
+                f"UPDATE {OUTBOX} SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                (
+                    FAILED if give_up else PENDING,
+                    attempts,
+                    fixed(now if give_up else now + self.delay(attempts)),
+                    str(failure),
+                    email_id,
+                ),
+            )
+        if give_up:
+            report.failed += 1
+            log.warning("email %s failed after %d attempt(s): %s", email_id, attempts, failure)
+        else:
+            report.retried += 1
+
+    def _release(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        with self.store.transaction() as tx:
+            tx.execute(
+                f"UPDATE {OUTBOX} SET status = ?, next_attempt_at = ? WHERE id IN {tx.in_list(ids)}",
+                (PENDING, fixed(self.clock.now() + self.first_delay), *ids),
+            )
+
+    # --- following ---------------------------------------------------------------------------
+
+    def follow(self, stop: threading.Event, *, interval: float = 1.0) -> None:
+        """Sends what is due until ``stop`` is set, looking again every ``interval`` seconds."""
+        while not stop.is_set():
+            try:
+                self.send_due()
+            except Exception:  # keep going: the database may be back next round
+                log.exception("sending the outbox failed; retrying")
+            stop.wait(interval)
