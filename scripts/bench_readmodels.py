@@ -1290,12 +1290,16 @@ def print_report(*, version: str, maintenance: str, backend: str, big: LoadResul
     for r in rebuilds + ([all_big] if all_big else []):
         together = r.label == "all together"
         target = TARGET_ALL if together else TARGET_SINGLE
-        ok = r.eps >= target
+        ok = None if r.label == "notifier" else r.eps >= target
+        shown_target = "-" if ok is None else ">= " + format(target, ",")
         ratio = f"{r.eps / ceiling:8.0%}" if ceiling else f"{'-':>8}"
-        print(f"{r.label:<26}{r.eps:>14,.0f}{'>= ' + format(target, ','):>12}{verdict(ok):>8} {ratio}{r.seconds:>9.1f}{r.peak_rss_mb:>8.0f} MB", file=out)
+        print(f"{r.label:<26}{r.eps:>14,.0f}{shown_target:>12}{verdict(ok):>8} {ratio}{r.seconds:>9.1f}{r.peak_rss_mb:>8.0f} MB", file=out)
     if any(r.label not in ("facts", "directory", "all together") for r in rebuilds):
         print("(a read model alone is rebuilt from the facts at the head; 'facts' folds them from the log,"
               " 'all together' does both)", file=out)
+    if any(r.label == "notifier" for r in rebuilds):
+        print("(notifier: its first projection, which renders every email of the history into an empty outbox;"
+              " a rebuild keeps the outbox and renders none again, as in 'all together')", file=out)
     if backend != "postgresql":
         print("(the targets are stated for PostgreSQL; shown here for comparison)", file=out)
     print(line, file=out)
