@@ -55,3 +55,11 @@ def database_url(request, tmp_path):
     finally:
         with psycopg.connect(server, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def mailbox():
+    """A real SMTP server on loopback that keeps what it accepts (tests/mailbox.py)."""
+    from tests.mailbox import running_mailbox
+
+    yield from running_mailbox()

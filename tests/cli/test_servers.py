@@ -82,7 +82,8 @@ def stopped(process: subprocess.Popen) -> str:
     return err
 
 
-def test_serve_answers_a_request_and_projects_it_for_the_approver(environment, tmp_path):
+def test_serve_answers_a_request_and_projects_it_for_the_approver(environment, tmp_path, mailbox):
+    environment["ENTITLEMENTS_SMTP_URL"] = mailbox.url
     port = free_port()
     base = f"http://127.0.0.1:{port}/api/v1"
     ben, carol = token_for("ben", environment, tmp_path), token_for("carol", environment, tmp_path)
@@ -98,6 +99,10 @@ def test_serve_answers_a_request_and_projects_it_for_the_approver(environment, t
         assert status == 200 and [item["request_id"] for item in page["items"]] == [receipt["id"]]
         status, ready = call(base + "/readyz")
         assert status == 200 and ready["ready"] is True
+        deadline = time.monotonic() + 15  # the sender thread delivers the approvers' emails
+        while not mailbox.messages and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "carol@" in mailbox.messages[0][0][0] and mailbox.messages[0][1]["X-Entitlements-Email"] == "2"
     finally:
         err = stopped(server)
     assert "Traceback" not in err
