@@ -3,7 +3,7 @@
 Pure: it reads the event and the request's facts (who the approvers of each stage are, as recorded
 when the request was submitted or escalated) and answers ``Planned`` emails. Stages beyond 2 use
 the stage-2 emails. Nothing is planned for an administrator's direct assignment (its request) or
-for a package whose notifications are disabled.
+for a package whose notifications are disabled: nor for the access such a request granted.
 """
 
 from __future__ import annotations
@@ -70,13 +70,11 @@ def request_emails(kind: str, data: dict, request: dict) -> list[Planned]:
 
 def assignment_emails(kind: str, data: dict, assignment: dict, grant: dict | None) -> list[Planned]:
     """The emails an assignment's event causes; ``grant`` is the request whose access it holds."""
-    if grant is not None and not notifies(grant):
-        return []
+    if grant is None or grant["request_type"] == ADMIN_ADD or not notifies(grant):
+        return []  # the seed: emails are sent only when a user makes a request for access
     event = kind.split(".", 1)[1]
     user = (assignment["user_id"],)
     if event == "Delivered":
-        if grant is None or grant["request_type"] == ADMIN_ADD:
-            return []
         return [Planned(18, user)]
     if event == "ExpiryReminded":
         return [Planned(19, user, data.get("end"))]

@@ -148,8 +148,13 @@ def test_access_ending_soon_and_ended_tell_the_user(app, services, clock, mailbo
     assert sequence(services, mailbox)[-3:] == [(18, "rita"), (19, "rita"), (20, "rita")]
 
 
-def test_an_administrators_direct_assignment_sends_no_email(app, services, mailbox):
+def test_an_administrators_direct_assignment_sends_no_email_even_when_the_access_ends(app, services, mailbox, clock):
     app.assign_directly(admin_id="adm", target_user_id="rita", access_package_id="wiki")
+    assignment_id = app.find_assignment("rita", "wiki").id
+    clock.advance(timedelta(days=23))
+    app.remind_access_expiry(assignment_id)
+    clock.advance(timedelta(days=7, seconds=1))
+    app.expire_access(assignment_id)
     assert sequence(services, mailbox) == []
 
 
