@@ -190,11 +190,18 @@ class Sender:
         connection: smtplib.SMTP | None = None
         try:
             for index, (email_id, address, subject, text, html, message_id, attempts, number) in enumerate(claimed):
+                if connection is None and address:
+                    try:
+                        connection = self.server.connect()
+                    except Exception as error:  # noqa: BLE001 - unreachable, refused, bad login
+                        # not the emails' fault: they all wait for the next round, no attempt counted
+                        reason = f"cannot connect to {self.server.host}:{self.server.port}: {classify(error)}"
+                        log.error("%s", reason)
+                        self._release([row[0] for row in claimed[index:]], reason)
+                        return
                 try:
                     if not address:
                         raise PermanentFailure("no email address")
-                    if connection is None:
-                        connection = self.server.connect()
                     message = self._message(address, subject, text, html, message_id, number)
                     connection.send_message(message, from_addr=self.mail_from, to_addrs=[address])
                 except Exception as error:  # noqa: BLE001 - every failure is recorded on the email
@@ -205,7 +212,7 @@ class Sender:
                         connection = None
                     if connection is None and isinstance(failure, TemporaryFailure):
                         # the server cannot be reached: leave the rest of the batch for the next round
-                        self._release([row[0] for row in claimed[index + 1 :]])
+                        self._release([row[0] for row in claimed[index + 1 :]], str(failure))
                         return
                     continue
                 self._sent(email_id, attempts + 1, report)
@@ -256,13 +263,14 @@ class Sender:
         else:
             report.retried += 1
 
-    def _release(self, ids: list[str]) -> None:
+    def _release(self, ids: list[str], reason: str) -> None:
+        """Puts claimed emails back for a later round, without counting an attempt."""
         if not ids:
             return
         with self.store.transaction() as tx:
             tx.execute(
-                f"UPDATE {OUTBOX} SET status = ?, next_attempt_at = ? WHERE id IN {tx.in_list(ids)}",
-                (PENDING, fixed(self.clock.now() + self.first_delay), *ids),
+                f"UPDATE {OUTBOX} SET status = ?, next_attempt_at = ?, last_error = ? WHERE id IN {tx.in_list(ids)}",
+                (PENDING, fixed(self.clock.now() + self.first_delay), reason, *ids),
             )
 
     # --- following ---------------------------------------------------------------------------

@@ -238,13 +238,18 @@ def test_a_permanent_refusal_fails_the_email_with_the_servers_reply(app, service
     assert len(failed) == 1 and failed[0]["last_error"] == "550 5.1.1 no such mailbox"
 
 
-def test_an_unreachable_server_leaves_the_emails_for_later(app, services, clock):
+def test_an_unreachable_server_leaves_the_emails_for_later(app, services, clock, mailbox):
     submit(app, "wiki")
     outbox(services)
     down = Sender(services.store, SmtpServer.from_url(f"smtp://127.0.0.1:{free_port()}"), clock, mail_from="x@y.example")
     report = down.send_due()
     assert (report.sent, report.failed) == (0, 0)
-    assert {e["status"] for e in outbox(services)} == {"pending"}
+    emails = outbox(services)
+    assert {(e["status"], e["attempts"]) for e in emails} == {("pending", 0)}
+    assert all(e["last_error"].startswith("cannot connect to 127.0.0.1") for e in emails)
+    assert down.send_due().handled == 0  # they wait for the next round
+    clock.advance(timedelta(seconds=30))
+    assert sender(services).send_due().sent == 2
 
 
 def test_an_email_interrupted_before_it_was_marked_sent_is_sent_again_with_the_same_message_id(
