@@ -49,7 +49,6 @@ def email_id(event: LogEvent, number: int, recipient: str) -> str:
 class NotifierReadModel(FactsReadModel):
     name = NAME
     topics = REQUEST_TOPICS + ASSIGNMENT_TOPICS
-    grants = False
     tables = (
         f"""CREATE TABLE IF NOT EXISTS {OUTBOX} (
             id TEXT PRIMARY KEY,

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from domain.clock import as_utc
 from notifier.subjects import subject
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 
 def parse_moment(value: datetime | str) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    """A moment of an event (a timezone-aware datetime or its ISO text), in UTC."""
+    return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value)
 
 
 def format_date(value: datetime | str | None, missing: str = "not given") -> str:

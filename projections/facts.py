@@ -188,15 +188,7 @@ class Facts:
         """The facts of what ``events`` touch, as they are now in ``tx``: their requests and
         assignments, and (``grants``) the requests whose access those assignments hold. Call it
         after :meth:`save` when this batch was folded in ``tx``."""
-        current = self._folded_in is tx
-        assignments = self._current(
-            tx,
-            {e.originator_id for e in events if e.kind.startswith(ASSIGNMENT + ".")},
-            self.assignments if current else None,
-            self._cached_assignments if current else None,
-            self.assignments_table,
-            "assignment_id",
-        )
+        assignments = self.assignments_by_id(tx, {e.originator_id for e in events if e.kind.startswith(ASSIGNMENT + ".")})
         request_ids = {e.originator_id for e in events if e.kind.startswith(REQUEST + ".")}
         if grants:
             for assignment in assignments.values():
@@ -204,26 +196,25 @@ class Facts:
         return Touched(self, self.requests_by_id(tx, request_ids), assignments)
 
     def requests_by_id(self, tx: Transaction, ids: set[str]) -> dict[str, dict]:
-        """The current facts of the requests ``ids`` (those not known are left out)."""
-        current = self._folded_in is tx
+        """The current facts in ``tx`` of the requests ``ids`` (those not known are left out)."""
+        return self._current(tx, ids, self.requests, self._cached_requests, self.requests_table, "request_id")
+
+    def assignments_by_id(self, tx: Transaction, ids: set[str]) -> dict[str, dict]:
+        """The current facts in ``tx`` of the assignments ``ids`` (those not known are left out)."""
         return self._current(
-            tx,
-            ids,
-            self.requests if current else None,
-            self._cached_requests if current else None,
-            self.requests_table,
-            "request_id",
+            tx, ids, self.assignments, self._cached_assignments, self.assignments_table, "assignment_id"
         )
 
     def _current(
-        self, tx: Transaction, ids: set[str], batch: dict | None, cache: OrderedDict | None, table: str, key: str
+        self, tx: Transaction, ids: set[str], batch: dict, cache: OrderedDict, table: str, key: str
     ) -> dict[str, dict]:
+        """From this batch's facts, then the cache, then the table; memory only counts when this
+        object folds the batch of ``tx`` (otherwise it may be older than the table)."""
         found: dict[str, dict] = {}
         missing = set()
+        in_memory = self._folded_in is tx
         for row_id in ids:
-            facts = batch.get(row_id) if batch is not None else None
-            if facts is None and cache is not None:
-                facts = cache.get(row_id)
+            facts = (batch.get(row_id) or cache.get(row_id)) if in_memory else None
             if facts is None:
                 missing.add(row_id)
             else:
@@ -245,26 +236,10 @@ class Facts:
         return {row_id: loads(data) for row_id, data in tx.fetch_where_in(f"SELECT {key}, data FROM {table}", key, ids)}
 
     def _load_requests(self, tx: Transaction, ids: set[str]) -> None:
-        self._load_through_cache(tx, self.requests, self._cached_requests, self.requests_table, "request_id", ids)
+        self.requests.update(self.requests_by_id(tx, ids))
 
     def _load_assignments(self, tx: Transaction, ids: set[str]) -> None:
-        self._load_through_cache(
-            tx, self.assignments, self._cached_assignments, self.assignments_table, "assignment_id", ids
-        )
-
-    def _load_through_cache(
-        self, tx: Transaction, into: dict, cache: OrderedDict, table: str, key: str, ids: set[str]
-    ) -> None:
-        missing = set()
-        for row_id in ids:
-            if row_id in into:
-                continue
-            facts = cache.get(row_id)
-            if facts is None:
-                missing.add(row_id)
-            else:
-                into[row_id] = facts
-        into.update(self._load(tx, table, key, missing))
+        self.assignments.update(self.assignments_by_id(tx, ids))
 
     # --- the cache between batches -------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""A real SMTP server on loopback (aiosmtpd) for the notifier's tests: the ``mailbox`` fixture."""
+"""Test helpers for talking over loopback: a real SMTP server (aiosmtpd; the ``mailbox`` fixture) and free ports."""
 
 from __future__ import annotations
 

@@ -14,14 +14,6 @@ from entitlements.cli import DEMO_TENANT, main
 from entitlements.settings import ConfigurationError, Settings
 
 
-@pytest.fixture
-def database(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path}/cli.db"
-    monkeypatch.setenv("ENTITLEMENTS_DATABASE_URL", url)
-    monkeypatch.chdir(tmp_path)
-    return url
-
-
 def test_load_prints_what_was_loaded(database, capsys):
     assert main(["load", str(DEMO_TENANT)]) == 0
     out = capsys.readouterr().out

@@ -13,15 +13,6 @@ from entitlements.settings import ConfigurationError, Settings
 TENANT = Path(__file__).parent.parent / "data" / "notifications.yaml"
 
 
-@pytest.fixture
-def database(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path}/cli.db"
-    monkeypatch.setenv("ENTITLEMENTS_DATABASE_URL", url)
-    monkeypatch.delenv("ENTITLEMENTS_SMTP_URL", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return url
-
-
 def test_send_without_an_smtp_url_says_what_to_set(database, capsys):
     assert main(["send", "--once"]) == 1
     assert "ENTITLEMENTS_SMTP_URL is not set" in capsys.readouterr().err

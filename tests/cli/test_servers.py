@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,9 @@ from pathlib import Path
 import pytest
 
 from entitlements.cli import DEMO_TENANT
+from tests.mailbox import free_port
 
 ENTITLEMENTS = [sys.executable, "-m", "entitlements.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(url: str, *, token: str | None = None, body: dict | None = None, headers: dict | None = None):
