@@ -164,6 +164,10 @@ class UnknownResource(Conflict):
     pass
 
 
+class ClockCannotGoBack(Conflict):
+    """A manual clock was asked to move to a time before its own: recorded events never move back."""
+
+
 class ConcurrentModification(Conflict):
     """Retries were exhausted while others kept changing the same aggregate."""
 

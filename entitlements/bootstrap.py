@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterator
 
 import psycopg
 
 from domain.application import EntitlementsApplication
-from domain.clock import Clock, ManualClock, SystemClock
+from domain.clock import Clock, SystemClock
 from domain.resources import ResourceKind
 from entitlements.persistence import Database, database_from_url
+from entitlements.scheduler import Scheduler
 from entitlements.settings import ConfigurationError, Settings
+from entitlements.stored_clock import StoredClock
 from entitlements.tokens import TokenStore
 from notifier.sender import Sender, SmtpServer
 from projections.read_models import ReadModels
@@ -22,10 +25,15 @@ from projections.store import ViewStore
 SCHEMA_LOCK_KEY = 0x656E7469746C  # "entitl"
 
 
-def build_clock(settings: Settings) -> Clock:
-    if settings.clock == "manual":
-        return ManualClock(SystemClock().now())
-    return SystemClock()
+def build_clock(settings: Settings, store: ViewStore | None = None) -> Clock:
+    """The wall clock, or with ``ENTITLEMENTS_CLOCK=manual`` the deployment's manual clock, kept in
+    the database (``store``; a store of its own when none is given) so that every process reads one
+    time and it survives restarts."""
+    if settings.clock != "manual":
+        return SystemClock()
+    if store is None:
+        return StoredClock(ViewStore(database_from_url(settings.database_url)), SystemClock().now(), owns_store=True)
+    return StoredClock(store, SystemClock().now())
 
 
 def build_application(
@@ -90,6 +98,11 @@ class Services:
         server = SmtpServer.from_url(self.settings.smtp_url)
         return Sender(self.store, server, self.app.clock, mail_from=self.settings.mail_from)
 
+    @cached_property
+    def scheduler(self) -> Scheduler:
+        """Runs the due deadlines (one per process: it runs one tick at a time)."""
+        return Scheduler(self.app, self.read_models)
+
     def close(self) -> None:
         self.store.close()
         self.app.close()
@@ -102,15 +115,28 @@ def build_services(
     resource_kinds: dict[str, ResourceKind] | None = None,
 ) -> Services:
     """The application, the read models over its log and the token store, on one database."""
-    app = build_application(settings, clock=clock, resource_kinds=resource_kinds)
     database = database_from_url(settings.database_url)
     try:
         store = ViewStore(database)
+        if clock is None:
+            with _schema_lock(database):
+                clock = build_clock(settings, store)
+    except Exception as error:
+        if type(error).__module__.startswith(("psycopg", "sqlite3")):
+            raise ConfigurationError(f"cannot open the database {settings.database_url}: {error}") from error
+        raise
+    try:
+        app = build_application(settings, clock=clock, resource_kinds=resource_kinds)
+    except Exception:
+        store.close()
+        raise
+    try:
         with _schema_lock(database):
             read_models = ReadModels(app, store, base_url=settings.base_url, mail_domain=settings.mail_domain)
             tokens = TokenStore(store)
     except Exception as error:
         app.close()
+        store.close()
         if type(error).__module__.startswith(("psycopg", "sqlite3")):
             raise ConfigurationError(f"cannot open the database {settings.database_url}: {error}") from error
         raise

@@ -4,6 +4,7 @@ exit, never a traceback (``ENTITLEMENTS_DEBUG=1`` shows one for unexpected failu
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import click
 
 from domain.errors import DomainError
 from entitlements import processes
-from entitlements.bootstrap import build_application, build_services
+from entitlements.bootstrap import build_services
 from entitlements.settings import ConfigurationError, Settings
 from entitlements.tenant import LOADER, LoadResult, TenantFileError, load_tenant
 from projections.read_models import UnknownReadModel
@@ -38,8 +39,11 @@ def load_command(file: Path, quiet: bool, actor: str | None) -> None:
     The whole file is checked before anything is stored, and stored in one transaction. Loading
     the same file twice changes nothing."""
     settings = Settings.from_env()
-    app = build_application(settings)
-    result = load_tenant(app, file, actor=actor or default_actor())
+    services = build_services(settings)  # with ENTITLEMENTS_CLOCK=manual, changes are recorded at its time
+    try:
+        result = load_tenant(services.app, file, actor=actor or default_actor())
+    finally:
+        services.close()
     click.echo(
         f"loaded {file}: {len(result.changed)} item(s) changed, "
         f"{result.tenant.size - len(result.changed)} unchanged"
@@ -103,6 +107,24 @@ def project_command(interval: float) -> None:
     processes.project(Settings.from_env(), interval=interval)
 
 
+@cli.command("tick")
+def tick_command() -> None:
+    """Run the deadlines that are due now, once: remind approvers, escalate, expire requests,
+    deliver access that starts now, remind users that access ends, expire access. Prints each
+    deadline run (what was already done, e.g. by another scheduler, is skipped). Running it twice,
+    or beside `entitlements schedule`, records nothing twice. Exits 1 if a deadline failed."""
+    if not processes.tick(Settings.from_env()):
+        raise click.exceptions.Exit(1)
+
+
+@cli.command("schedule")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.05), help="Seconds between looks at the deadlines.")
+def schedule_command(interval: float) -> None:
+    """Run the deadlines continuously, as they fall due (`entitlements serve` does this too; run
+    it alone beside `entitlements project` in the scale-out mode; several at once are safe)."""
+    processes.schedule(Settings.from_env(), interval=interval)
+
+
 @cli.command("send")
 @click.option("--once", is_flag=True, help="Send what is due now, then stop.")
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between looks at the outbox.")
@@ -130,8 +152,8 @@ def web_command(host: str, port: int, workers: int, threads: int) -> None:
 @click.option("--threads", default=8, show_default=True, type=int, help="Worker threads of the WSGI server.")
 def serve_command(host: str, port: int, threads: int) -> None:
     """The embedded mode: the HTTP API, the projections (the notifier among them) following the
-    log and, with ENTITLEMENTS_SMTP_URL, the sender, in one process (the default SQLite file
-    needs nothing else)."""
+    log, the scheduler running deadlines as they fall due and, with ENTITLEMENTS_SMTP_URL, the
+    sender, in one process (the default SQLite file needs nothing else)."""
     processes.serve(Settings.from_env(), host=host, port=port, threads=threads)
 
 
@@ -174,8 +196,12 @@ def _approver_label(approver: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; turns every expected error into a message and an exit status."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("entitlements").setLevel(logging.INFO)  # what the scheduler ran, in serve and schedule
     try:
-        cli.main(args=argv, prog_name="entitlements", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="entitlements", standalone_mode=False)
+        if isinstance(status, int) and status:  # click.exceptions.Exit(status) from a command
+            return status
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1

@@ -1,7 +1,8 @@
-"""The long-running parts of entitlements: rebuilding, projecting, serving.
+"""The long-running parts of entitlements: rebuilding, projecting, scheduling, sending, serving.
 
-``serve`` is the embedded mode (one process: WSGI server and projections); ``web`` and ``project``
-run the parts alone, for several web workers and one projection process on one PostgreSQL."""
+``serve`` is the embedded mode (one process: WSGI server, projections, scheduler and sender);
+``web``, ``project``, ``schedule`` and ``send`` run the parts alone, for several web workers and one
+process of each other part on one PostgreSQL."""
 
 from __future__ import annotations
 
@@ -86,6 +87,51 @@ def sending(services: Services, *, interval: float = 1.0) -> Iterator[threading.
     finally:
         stop.set()
         thread.join(timeout=35)
+
+
+@contextmanager
+def scheduling(services: Services, *, interval: float = 1.0) -> Iterator[threading.Thread]:
+    """The scheduler runs the due deadlines in a background thread while the block runs."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=services.scheduler.follow, args=(stop,), kwargs={"interval": interval}, name="scheduler", daemon=True
+    )
+    thread.start()
+    try:
+        yield thread
+    finally:
+        stop.set()
+        thread.join(timeout=35)
+
+
+def tick(settings: Settings) -> bool:
+    """Runs the deadlines due now once; prints what it did. False when a deadline failed."""
+    services = build_services(settings)
+    try:
+        report = services.scheduler.tick()
+        for item in report.outcomes:
+            if item.outcome != "skipped":
+                line = f"{item.outcome:7} {item.kind} {item.subject_id}" + (f" (stage {item.stage})" if item.stage else "")
+                click.echo(line + (f": {item.state}" if item.state else "") + (f": {item.detail}" if item.outcome == "failed" else ""))
+        click.echo(f"{report.summary()} at {services.app.clock.now().isoformat()}", err=True)
+        return not report.failed
+    finally:
+        services.close()
+
+
+def schedule(settings: Settings, *, interval: float) -> None:
+    """Runs the due deadlines continuously, every ``interval`` seconds."""
+    services = build_services(settings)
+    _stop_on_sigterm()
+    try:
+        click.echo(f"running the deadlines of {settings.database_url} every {interval:g} s; Ctrl-C to stop", err=True)
+        stop = threading.Event()
+        try:
+            services.scheduler.follow(stop, interval=interval)
+        except KeyboardInterrupt:
+            stop.set()
+    finally:
+        services.close()
 
 
 def send(settings: Settings, *, once: bool, interval: float) -> None:
@@ -180,7 +226,7 @@ def serve(settings: Settings, *, host: str, port: int, threads: int) -> None:
     _stop_on_sigterm()
     try:
         services.read_models.catch_up()
-        with following(services), sending(services):
+        with following(services), scheduling(services), sending(services):
             app = create_app(services, project_inline=True)
             click.echo(
                 f"entitlements API at http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); Ctrl-C to stop",

@@ -10,6 +10,7 @@ access it granted.
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 
 import pytest
 
@@ -37,6 +38,8 @@ EXPECTED = {
     "GET /approvals/pending":         (200,      200,   200,  200,  200,   200,    200),
     "GET /approvals/history":         (200,      200,   200,  200,  200,   200,    200),
     "GET /notifications":             (403,      403,   403,  403,  403,   200,    200),
+    "GET /admin/clock":               (403,      403,   403,  403,  403,   403,    200),  # the tests' clock is manual
+    "POST /admin/clock":              (403,      403,   403,  403,  403,   403,    200),
     "GET /healthz":                   (200,      200,   200,  200,  200,   200,    200),
     "GET /readyz":                    (200,      200,   200,  200,  200,   200,    200),
 }
@@ -87,6 +90,9 @@ class Scenario:
             approval = self.approved()
             assignment_id = api.get("report", f"/requests/{approval['id']}", at=approval["position"]).json["assignment_id"]
             return api.post(user, f"/assignments/{assignment_id}/extend", {"justification": "role table"})
+        if endpoint == "POST /admin/clock":
+            later = api.services.app.clock.now() + timedelta(minutes=1)
+            return api.post(user, path, {"now": later.isoformat()})
         assert method == "GET"
         return api.get(user, path)
 

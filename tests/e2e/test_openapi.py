@@ -16,6 +16,7 @@ PATHS = {
     "/api/v1/approvals/pending": {"get"},
     "/api/v1/approvals/history": {"get"},
     "/api/v1/notifications": {"get"},
+    "/api/v1/admin/clock": {"get", "post"},
     "/api/v1/healthz": {"get"},
     "/api/v1/readyz": {"get"},
 }

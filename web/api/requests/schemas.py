@@ -65,6 +65,13 @@ class StageSchema(ma.Schema):
     escalated_at = ma.fields.String(allow_none=True, metadata=TIMESTAMP)
     started_at = ma.fields.String(allow_none=True, metadata=TIMESTAMP)
     deadline = ma.fields.String(allow_none=True, metadata=TIMESTAMP)
+    reminder_at = ma.fields.String(
+        allow_none=True, metadata={**TIMESTAMP, "description": "when undecided approvers are reminded; null: no reminder"}
+    )
+    reminded_at = ma.fields.String(allow_none=True, metadata={**TIMESTAMP, "description": "when they were reminded"})
+    escalation_at = ma.fields.String(
+        allow_none=True, metadata={**TIMESTAMP, "description": "when the stage goes to its alternates, with escalation"}
+    )
     decision = ma.fields.String(required=True, allow_none=True)
     decided_by = ma.fields.String(required=True, allow_none=True)
     reason = ma.fields.String(required=True, allow_none=True)
