@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 500  # deadlines read per query
 
+EXPIRIES = ("request_expiry", "access_expiry")
+
 DONE = "done"
 SKIPPED = "skipped"  # already done (by another scheduler, a decision...) or no longer due
 FAILED = "failed"
@@ -146,6 +148,9 @@ class Scheduler:
             due = [d for d in self.read_models.due_deadlines(now, limit=BATCH) if _key(d) not in attempted]
             if not due:
                 return
+            # What has ended is ended first: a reminder or escalation found due together with the
+            # expiry of its request (a scheduler that was down, a jump of the clock) is then skipped.
+            due.sort(key=lambda deadline: deadline["kind"] not in EXPIRIES)
             for deadline in due:
                 attempted.add(_key(deadline))
                 report.outcomes.append(self._run(deadline, report))
