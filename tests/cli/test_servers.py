@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,60 @@ def test_web_workers_serve_what_the_projections_process_wrote(environment, tmp_p
     finally:
         err = stopped(server)
     assert "Traceback" not in err
+
+
+def test_serve_expires_a_request_whose_stage_times_out_with_nobody_acting(tmp_path):
+    tenant = tmp_path / "hasty.yaml"
+    tenant.write_text(
+        "users: [{id: ben, email: ben@contoso.example}, {id: carol, email: carol@contoso.example}]\n"
+        "catalogs: [{id: tools}]\n"
+        "access_packages: [{id: hasty, catalog: tools, resources: [{id: hasty-users, kind: group}]}]\n"
+        "policies:\n"
+        "  - {id: hasty-policy, access_package: hasty,\n"
+        "     approval: {required: true, stages: [{approvers: [{user: carol}], timeout: PT2S}]}}\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "ENTITLEMENTS_DATABASE_URL": f"sqlite:///{tmp_path}/hasty.db"}
+    env.pop("ENTITLEMENTS_CLOCK", None)
+    subprocess.run([*ENTITLEMENTS, "load", "-q", str(tenant)], env=env, check=True, cwd=tmp_path, capture_output=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1"
+    ben = token_for("ben", env, tmp_path)
+    server = started([*ENTITLEMENTS, "serve", "--port", str(port)], env, tmp_path, base)
+    try:
+        status, receipt = call(base + "/requests", token=ben, body={"access_package_id": "hasty"})
+        assert (status, receipt["state"]) == (201, "pending_approval")
+        deadline = time.monotonic() + 20  # the scheduler thread expires it 2 s later
+        state = receipt["state"]
+        while state != "expired" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            state = call(base + f"/requests/{receipt['id']}", token=ben)[1]["state"]
+        assert state == "expired"
+    finally:
+        err = stopped(server)
+    assert "scheduler: ran 1 deadline(s): 1 request_expiry" in err
+    assert "Traceback" not in err
+
+
+def test_web_workers_share_the_manual_clock_kept_in_the_database(environment, tmp_path):
+    environment["ENTITLEMENTS_CLOCK"] = "manual"
+    subprocess.run([*ENTITLEMENTS, "rebuild", "-q"], env=environment, cwd=tmp_path, check=True, capture_output=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1"
+    alice = token_for("alice", environment, tmp_path)  # an administrator of the demo tenant
+    server = started([*ENTITLEMENTS, "web", "--port", str(port), "--workers", "2", "--threads", "1"], environment, tmp_path, base)
+    try:
+        status, before = call(base + "/admin/clock", token=alice)
+        assert status == 200
+        later = (datetime.fromisoformat(before["now"]) + timedelta(days=14)).isoformat()
+        status, moved = call(base + "/admin/clock", token=alice, body={"now": later})
+        assert (status, moved["now"], moved["previous"]) == (200, later, before["now"])
+        readings = {call(base + "/admin/clock", token=alice)[1]["now"] for _ in range(8)}  # from either worker
+        assert readings == {later}
+    finally:
+        err = stopped(server)
+    assert "Traceback" not in err
+    restarted = subprocess.run(
+        [*ENTITLEMENTS, "tick"], env=environment, cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert f"at {later}" in restarted.stderr  # another process, later: the same time
