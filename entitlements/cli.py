@@ -91,7 +91,8 @@ def tokens_create_command(user_id: str) -> None:
 def rebuild_command(names: tuple[str, ...], quiet: bool) -> None:
     """Drop and rebuild read models from the event log (all of them without NAMEs).
 
-    Read models: facts, pending, history, requests, assignments, deadlines, directory. Each keeps
+    Read models: facts, pending, history, requests, assignments, deadlines, directory, notifier
+    (rebuilding it adds no email twice: the outbox is kept). Each keeps
     its rows and its position in one transaction, so an interrupted rebuild resumes where it
     stopped the next time it (or `entitlements project`) runs. The read models of requests and
     assignments derive their rows from `facts`: named alone, they are rebuilt from the facts as
@@ -100,11 +101,22 @@ def rebuild_command(names: tuple[str, ...], quiet: bool) -> None:
 
 
 @cli.command("project")
+@click.argument("names", nargs=-1)
 @click.option("--interval", default=0.2, show_default=True, help="Seconds between looks at the log when idle.")
-def project_command(interval: float) -> None:
+def project_command(names: tuple[str, ...], interval: float) -> None:
     """Run the read-model projections alone, following the event log until stopped (scale-out
-    mode: one such process beside several `entitlements web` workers on PostgreSQL)."""
-    processes.project(Settings.from_env(), interval=interval)
+    mode: one such process beside several `entitlements web` workers on PostgreSQL). All read
+    models without NAMEs; with NAMEs, those (and the facts they derive from), e.g. all but the
+    notifier when `entitlements notify` runs it as a process of its own."""
+    processes.project(Settings.from_env(), interval=interval, names=list(names))
+
+
+@cli.command("notify")
+@click.option("--interval", default=0.2, show_default=True, help="Seconds between looks at the log when idle.")
+def notify_command(interval: float) -> None:
+    """Run the notifier alone: it follows the event log and writes the numbered emails into the
+    outbox (`entitlements send` delivers them). The same as `entitlements project notifier`."""
+    processes.project(Settings.from_env(), interval=interval, names=["notifier"])
 
 
 @cli.command("tick")

@@ -167,18 +167,21 @@ def _stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def project(settings: Settings, *, interval: float = 0.2) -> None:
+def project(settings: Settings, *, interval: float = 0.2, names: list[str] | None = None) -> None:
+    """Follows the log with the read models ``names`` (all when None or empty)."""
+    names = check_names(names) if names else []
     services = build_services(settings)
     _stop_on_sigterm()
     try:
+        projector = services.read_models.projector_for(names) if names else services.read_models.projector
         click.echo(
-            f"projecting {', '.join(services.read_models.models)} from {settings.database_url}"
+            f"projecting {', '.join(model.name for model in projector.models)} from {settings.database_url}"
             f" (head {services.read_models.head()}); Ctrl-C to stop",
             err=True,
         )
         stop = threading.Event()
         try:
-            services.read_models.projector.follow(stop, interval=interval)
+            projector.follow(stop, interval=interval)
         except KeyboardInterrupt:
             stop.set()
     finally:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from entitlements.bootstrap import build_services
 from entitlements.cli import DEMO_TENANT
+from entitlements.settings import Settings
 from tests.mailbox import free_port
 
 ENTITLEMENTS = [sys.executable, "-m", "entitlements.cli"]
@@ -172,3 +174,33 @@ def test_web_workers_share_the_manual_clock_kept_in_the_database(environment, tm
         [*ENTITLEMENTS, "tick"], env=environment, cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert f"at {later}" in restarted.stderr  # another process, later: the same time
+
+
+def test_notify_alone_writes_the_outbox_while_it_follows_the_log(environment, tmp_path):
+    notifier = subprocess.Popen(
+        [*ENTITLEMENTS, "notify", "--interval", "0.1"], env=environment, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    services = build_services(Settings.from_env(environment))
+    try:
+        receipt = services.app.submit_request(
+            requestor_id="ben", access_package_id="sales-reports", justification="Q3", answers={"cost-center": "CC100"}
+        )
+        deadline = time.monotonic() + 20
+        emails = []
+        while not emails and time.monotonic() < deadline:
+            time.sleep(0.1)
+            emails = services.read_models.notifications(request_id=receipt.id, limit=10).items
+        assert [(email["number"], email["recipient_id"]) for email in emails] == [(2, "carol")]
+        assert services.read_models.positions()["pending"] == 0  # only the notifier (and its sources) ran
+    finally:
+        services.close()
+        err = stopped(notifier)
+    assert "projecting facts, directory, notifier from" in err
+    assert "Traceback" not in err
+
+
+def test_project_refuses_a_read_model_that_does_not_exist(environment, tmp_path):
+    done = subprocess.run([*ENTITLEMENTS, "project", "pendng"], env=environment, cwd=tmp_path, capture_output=True, text=True)
+
+    assert done.returncode == 1
+    assert "no read model named 'pendng'; the read models are: facts, pending" in done.stderr
