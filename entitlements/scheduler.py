@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Callable
 
@@ -51,15 +51,7 @@ class Outcome:
     detail: str | None = None  # why it was skipped or failed
 
     def as_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "subject_id": self.subject_id,
-            "stage": self.stage,
-            "due_at": self.due_at,
-            "outcome": self.outcome,
-            "state": self.state,
-            "detail": self.detail,
-        }
+        return asdict(self)
 
 
 @dataclass
