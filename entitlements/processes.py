@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import click
 from tqdm import tqdm
@@ -52,23 +52,29 @@ def rebuild(settings: Settings, names: list[str], *, quiet: bool = False) -> Non
 
 
 @contextmanager
-def following(services: Services, *, interval: float = 0.2) -> Iterator[threading.Thread]:
-    """The read models follow the log in a background thread while the block runs."""
+def _in_background(
+    name: str, follow: Callable[..., None], *, interval: float, join_timeout: float, woken: Callable[[], None] | None = None
+) -> Iterator[threading.Thread]:
+    """Runs ``follow(stop, interval=...)`` in a daemon thread while the block runs, then stops it
+    (``woken`` interrupts its wait) and gives it ``join_timeout`` seconds to finish its batch."""
     stop = threading.Event()
-    thread = threading.Thread(
-        target=services.read_models.projector.follow,
-        args=(stop,),
-        kwargs={"interval": interval},
-        name="projections",
-        daemon=True,
-    )
+    thread = threading.Thread(target=follow, args=(stop,), kwargs={"interval": interval}, name=name, daemon=True)
     thread.start()
     try:
         yield thread
     finally:
         stop.set()
-        services.read_models.projector.wake()
-        thread.join(timeout=10)
+        if woken is not None:
+            woken()
+        thread.join(timeout=join_timeout)
+
+
+@contextmanager
+def following(services: Services, *, interval: float = 0.2) -> Iterator[threading.Thread]:
+    """The read models follow the log in a background thread while the block runs."""
+    projector = services.read_models.projector
+    with _in_background("projections", projector.follow, interval=interval, join_timeout=10, woken=projector.wake) as thread:
+        yield thread
 
 
 @contextmanager
@@ -79,29 +85,15 @@ def sending(services: Services, *, interval: float = 1.0) -> Iterator[threading.
     if sender is None:
         yield None
         return
-    stop = threading.Event()
-    thread = threading.Thread(target=sender.follow, args=(stop,), kwargs={"interval": interval}, name="sender", daemon=True)
-    thread.start()
-    try:
+    with _in_background("sender", sender.follow, interval=interval, join_timeout=35) as thread:
         yield thread
-    finally:
-        stop.set()
-        thread.join(timeout=35)
 
 
 @contextmanager
 def scheduling(services: Services, *, interval: float = 1.0) -> Iterator[threading.Thread]:
     """The scheduler runs the due deadlines in a background thread while the block runs."""
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=services.scheduler.follow, args=(stop,), kwargs={"interval": interval}, name="scheduler", daemon=True
-    )
-    thread.start()
-    try:
+    with _in_background("scheduler", services.scheduler.follow, interval=interval, join_timeout=35) as thread:
         yield thread
-    finally:
-        stop.set()
-        thread.join(timeout=35)
 
 
 def tick(settings: Settings) -> bool:

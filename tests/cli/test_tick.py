@@ -19,6 +19,7 @@ from entitlements.bootstrap import build_services
 from entitlements.cli import main
 from entitlements.settings import Settings
 from entitlements.tenant import load_tenant
+from tests.events import event_counts
 
 ENTITLEMENTS = [sys.executable, "-m", "entitlements.cli"]
 DAY = timedelta(days=1)
@@ -76,13 +77,6 @@ def run_at_once(commands: int, env: dict) -> list[subprocess.CompletedProcess]:
     return finished
 
 
-def event_counts(services) -> Counter:
-    counts: Counter = Counter()
-    for item in services.app.recorder.select_notifications(start=1, limit=1_000_000):
-        counts[(item.originator_id, item.topic.rpartition(".")[2])] += 1
-    return counts
-
-
 def test_tick_with_nothing_due_says_so(database, capsys):
     assert main(["tick"]) == 0
     assert "ran 0 deadline(s); skipped 0, failed 0" in capsys.readouterr().err
@@ -126,7 +120,7 @@ def test_two_tick_processes_at_once_record_each_event_once(manual):
         assert Counter(kind for kind, _ in done) == expected, when
         assert len(set(done)) == len(done)  # no deadline done by both
 
-    counts = event_counts(services)
+    counts = event_counts(services.app)
     once = ("ApproverReminded", "Expired", "ExpiryReminded", "AccessExpired")
     assert [key for key, count in counts.items() if key[1] in once and count > 1] == []
     assert Counter(kind for (_, kind), count in counts.items() if kind in once) == {

@@ -20,25 +20,11 @@ from entitlements.bootstrap import build_services
 from entitlements.settings import Settings
 from entitlements.stored_clock import StoredClock
 from entitlements.tenant import load_tenant
+from tests.events import event_counts
 from tests.integration.conftest import START
 
 TENANT = Path(__file__).parent.parent / "data" / "timelines.yaml"
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-def open_services(database_url, clock):
-    """Opens (another) set of services on the test database, as another process would."""
-    opened = []
-
-    def open_(**settings):
-        services = build_services(Settings(database_url=database_url, **settings), clock=clock)
-        opened.append(services)
-        return services
-
-    yield open_
-    for services in opened:
-        services.close()
 
 
 @pytest.fixture
@@ -52,14 +38,6 @@ def submit(services, package="wiki", requestor="rita", **fields):
     return services.app.submit_request(
         requestor_id=requestor, access_package_id=package, justification="for the launch", **fields
     )
-
-
-def event_counts(services) -> Counter:
-    """How many events of each type each aggregate recorded: ``{(originator, "ApproverReminded"): 1}``."""
-    counts: Counter = Counter()
-    for item in services.app.recorder.select_notifications(start=1, limit=1_000_000):
-        counts[(item.originator_id, item.topic.rpartition(".")[2])] += 1
-    return counts
 
 
 def ran(report) -> list[tuple[str, str]]:
@@ -81,14 +59,14 @@ def test_a_tick_runs_what_is_due_and_a_second_tick_records_nothing(services, clo
     clock.set(START + 7 * DAY)
 
     first = services.scheduler.tick()
-    counts = event_counts(services)
+    counts = event_counts(services.app)
     second = services.scheduler.tick()
 
     assert ran(first) == [("request_reminder", "done")]
     assert first.outcomes[0].subject_id == requests[0].id and first.outcomes[0].state == "pending_approval"
     assert first.position == services.read_models.head()
     assert counts[(services.app.request(requests[0].id).id, "ApproverReminded")] == 1
-    assert second.outcomes == [] and event_counts(services) == counts
+    assert second.outcomes == [] and event_counts(services.app) == counts
 
 
 def test_a_tick_long_after_the_deadlines_expires_the_request_without_reminding_it(services, clock):
@@ -99,7 +77,7 @@ def test_a_tick_long_after_the_deadlines_expires_the_request_without_reminding_i
 
     assert ran(report) == [("request_expiry", "done"), ("request_reminder", "skipped")]
     assert services.app.request_state(request.id) == "expired"
-    assert event_counts(services)[(services.app.request(request.id).id, "ApproverReminded")] == 0
+    assert event_counts(services.app)[(services.app.request(request.id).id, "ApproverReminded")] == 0
 
 
 def test_access_asked_to_start_later_is_delivered_when_its_start_falls_due(services, clock):
@@ -169,7 +147,7 @@ def test_two_schedulers_ticking_at_once_record_each_event_once(open_services, se
     done = Counter(item.subject_id for report in reports for item in report.outcomes if item.outcome == "done")
     assert done == {request.id: 1 for request in requests[:3]}
     assert not [item for report in reports for item in report.failed]
-    counts = event_counts(services)
+    counts = event_counts(services.app)
     assert [counts[(services.app.request(r.id).id, "ApproverReminded")] for r in requests] == [1, 1, 1, 0, 0, 0]
 
 
