@@ -114,14 +114,17 @@ def test_expiry_at_stage_two_tells_its_approvers_and_the_requestor(app, services
     ]  # fmt: skip
 
 
+def later(services, clock, **delta):
+    """The scheduler walks the clock forward, running each deadline at its time."""
+    services.scheduler.advance(clock, clock.now() + timedelta(**delta))
+
+
 def test_reminders_follow_whether_the_stage_escalates(app, services, clock, mailbox):
-    plain = submit(app, "wiki")
-    escalating = submit(app, "wiki-escalating", requestor="mona")
-    clock.advance(timedelta(days=7))
-    app.remind_approvers(plain.id)
-    app.remind_approvers(escalating.id)
+    submit(app, "wiki")  # reminded on day 7
+    submit(app, "wiki-escalating", requestor="mona")  # reminded on day 2
+    later(services, clock, days=7)
     numbers = [(n, who) for n, who in sequence(services, mailbox) if n in (3, 5)]
-    assert numbers == [(3, "amy"), (3, "bob"), (5, "amy"), (5, "bob")]
+    assert numbers == [(5, "amy"), (5, "bob"), (3, "amy"), (3, "bob")]
 
 
 def test_stage_two_reminders_use_the_stage_two_emails(app, services, clock, mailbox):
@@ -129,32 +132,24 @@ def test_stage_two_reminders_use_the_stage_two_emails(app, services, clock, mail
     escalating = submit(app, "vault-escalating", requestor="mona")
     for request in (plain, escalating):
         app.decide(request_id=request.id, approver_id="bob", decision="approve")
-    clock.advance(timedelta(days=7))
-    app.remind_approvers(plain.id)
-    app.remind_approvers(escalating.id)
+    later(services, clock, days=7)  # stage 2 reminders: day 2 (escalating), day 7 (plain)
     numbers = [(n, who) for n, who in sequence(services, mailbox) if n in (12, 14)]
-    assert numbers == [(12, "cyd"), (12, "dee"), (14, "cyd"), (14, "dee")]
+    assert numbers == [(14, "cyd"), (14, "dee"), (12, "cyd"), (12, "dee")]
 
 
 def test_access_ending_soon_and_ended_tell_the_user(app, services, clock, mailbox):
     request = submit(app, "wiki")
     receipt = app.decide(request_id=request.id, approver_id="amy", decision="approve")
-    assignment_id = app.request(request.id).assignment_id
-    clock.advance(timedelta(days=23))
-    app.remind_access_expiry(assignment_id)
-    clock.advance(timedelta(days=7, seconds=1))
-    app.expire_access(assignment_id)
-    assert receipt is not None
+    later(services, clock, days=31)  # reminded on day 23, ended on day 30
+    assert receipt.state == "delivered"
+    assert app.request_state(request.id) == "access_expired"
     assert sequence(services, mailbox)[-3:] == [(18, "rita"), (19, "rita"), (20, "rita")]
 
 
 def test_an_administrators_direct_assignment_sends_no_email_even_when_the_access_ends(app, services, mailbox, clock):
     app.assign_directly(admin_id="adm", target_user_id="rita", access_package_id="wiki")
-    assignment_id = app.find_assignment("rita", "wiki").id
-    clock.advance(timedelta(days=23))
-    app.remind_access_expiry(assignment_id)
-    clock.advance(timedelta(days=7, seconds=1))
-    app.expire_access(assignment_id)
+    later(services, clock, days=31)
+    assert app.find_assignment("rita", "wiki").state == "access_expired"
     assert sequence(services, mailbox) == []
 
 
