@@ -339,6 +339,8 @@ class Assignment(Aggregate):
             raise errors.ExtensionNotAllowed("this access cannot be extended, so no reminder is sent")
         if self.expiry_reminded_for == self.end:
             raise errors.AlreadyReminded("the user was already reminded that this access ends", end=self.end.isoformat())
+        if now >= self.end:
+            raise errors.AccessNotActive("access has already ended: it expires, the user is not reminded", end=self.end.isoformat())
         due = self.expiry_reminder_at
         if due is not None and now < due:
             raise errors.NotYetDue(f"the expiry reminder is due at {due.isoformat()}", due_at=due.isoformat())

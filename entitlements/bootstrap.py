@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Iterator
 
 import psycopg
@@ -25,29 +24,20 @@ from projections.store import ViewStore
 SCHEMA_LOCK_KEY = 0x656E7469746C  # "entitl"
 
 
-def build_clock(settings: Settings, store: ViewStore | None = None) -> Clock:
-    """The wall clock, or with ``ENTITLEMENTS_CLOCK=manual`` the deployment's manual clock, kept in
-    the database (``store``; a store of its own when none is given) so that every process reads one
-    time and it survives restarts."""
-    if settings.clock != "manual":
-        return SystemClock()
-    if store is None:
-        return StoredClock(ViewStore(database_from_url(settings.database_url)), SystemClock().now(), owns_store=True)
-    return StoredClock(store, SystemClock().now())
-
-
 def build_application(
     settings: Settings,
     *,
     clock: Clock | None = None,
     resource_kinds: dict[str, ResourceKind] | None = None,
 ) -> EntitlementsApplication:
+    """The application alone, with the system clock unless given one (the manual clock of
+    ``ENTITLEMENTS_CLOCK=manual`` lives with the read models: :func:`build_services` sets it)."""
     database = database_from_url(settings.database_url)
     try:
         with _schema_lock(database):
             return EntitlementsApplication(
                 database.library_env,
-                clock=clock or build_clock(settings),
+                clock=clock or SystemClock(),
                 resource_kinds=resource_kinds,
             )
     except Exception as error:  # the library and drivers raise their own errors for unusable databases
@@ -90,6 +80,7 @@ class Services:
     store: ViewStore
     read_models: ReadModels
     tokens: TokenStore
+    scheduler: Scheduler  # one per process: it runs one tick at a time
 
     def sender(self) -> Sender | None:
         """The outbox's SMTP sender, or None when no ``ENTITLEMENTS_SMTP_URL`` is set."""
@@ -97,11 +88,6 @@ class Services:
             return None
         server = SmtpServer.from_url(self.settings.smtp_url)
         return Sender(self.store, server, self.app.clock, mail_from=self.settings.mail_from)
-
-    @cached_property
-    def scheduler(self) -> Scheduler:
-        """Runs the due deadlines (one per process: it runs one tick at a time)."""
-        return Scheduler(self.app, self.read_models)
 
     def close(self) -> None:
         self.store.close()
@@ -114,30 +100,23 @@ def build_services(
     clock: Clock | None = None,
     resource_kinds: dict[str, ResourceKind] | None = None,
 ) -> Services:
-    """The application, the read models over its log and the token store, on one database."""
+    """The application, the read models over its log, the token store and the scheduler, on one
+    database. With ``ENTITLEMENTS_CLOCK=manual`` (and no ``clock`` given) the application's clock
+    is the deployment's manual clock, kept in the database."""
+    app = build_application(settings, clock=clock, resource_kinds=resource_kinds)
     database = database_from_url(settings.database_url)
-    try:
-        store = ViewStore(database)
-        if clock is None:
-            with _schema_lock(database):
-                clock = build_clock(settings, store)
-    except Exception as error:
-        if type(error).__module__.startswith(("psycopg", "sqlite3")):
-            raise ConfigurationError(f"cannot open the database {settings.database_url}: {error}") from error
-        raise
-    try:
-        app = build_application(settings, clock=clock, resource_kinds=resource_kinds)
-    except Exception:
-        store.close()
-        raise
+    store = ViewStore(database)
     try:
         with _schema_lock(database):
+            if clock is None and settings.clock == "manual":
+                app.clock = StoredClock(store, SystemClock().now())  # before anything asks the time
             read_models = ReadModels(app, store, base_url=settings.base_url, mail_domain=settings.mail_domain)
             tokens = TokenStore(store)
+            scheduler = Scheduler(app, read_models)
     except Exception as error:
         app.close()
         store.close()
         if type(error).__module__.startswith(("psycopg", "sqlite3")):
             raise ConfigurationError(f"cannot open the database {settings.database_url}: {error}") from error
         raise
-    return Services(settings=settings, app=app, store=store, read_models=read_models, tokens=tokens)
+    return Services(settings=settings, app=app, store=store, read_models=read_models, tokens=tokens, scheduler=scheduler)

@@ -209,7 +209,8 @@ def _approver_label(approver: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; turns every expected error into a message and an exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("entitlements").setLevel(logging.INFO)  # what the scheduler ran, in serve and schedule
+    # what the scheduler ran, in serve and schedule; tracebacks of failed deadlines with ENTITLEMENTS_DEBUG
+    logging.getLogger("entitlements").setLevel(logging.DEBUG if os.environ.get("ENTITLEMENTS_DEBUG") else logging.INFO)
     try:
         status = cli.main(args=argv, prog_name="entitlements", standalone_mode=False)
         if isinstance(status, int) and status:  # click.exceptions.Exit(status) from a command

@@ -17,8 +17,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import Callable
 
 from domain import errors
@@ -30,6 +32,7 @@ from projections.read_models import ReadModels
 log = logging.getLogger(__name__)
 
 BATCH = 500  # deadlines read per query
+CHUNK = 5000  # deadlines run between two looks at what is due
 
 EXPIRIES = ("request_expiry", "access_expiry")
 
@@ -98,7 +101,7 @@ class Scheduler:
         self.commands = commands(app)
         # Only the deadlines (and the facts they derive from) must be current to know what is due;
         # the other read models are the projector's business.
-        self._deadlines = read_models.projector_for(["deadlines"])
+        self._deadlines = read_models.deadlines_projector()
         self._lock = threading.Lock()  # one run at a time per process (a thread and the admin clock)
 
     # --- once ----------------------------------------------------------------------------------
@@ -125,19 +128,32 @@ class Scheduler:
             attempted: set[tuple] = set()
             while True:
                 self._deadlines.catch_up()
-                upcoming = [d for d in self.read_models.due_deadlines(to, limit=BATCH) if _key(d) not in attempted]
-                if not upcoming:
+                upcoming = next((d for d in self._due(to) if _key(d) not in attempted), None)
+                if upcoming is None:
                     break
-                _move(clock, due_time(upcoming[0]))
+                _move(clock, due_time(upcoming))
                 self._run_due(clock.now(), report, attempted)
             _move(clock, to)
             self._run_due(clock.now(), report, attempted)
         return report
 
+    def _due(self, until: datetime) -> Iterator[dict]:
+        """Every deadline due at ``until`` or before, earliest first, read a page at a time."""
+        after = None
+        while True:
+            page = self.read_models.due_deadlines(until, limit=BATCH, after=after)
+            yield from page
+            if len(page) < BATCH:
+                return
+            after = (page[-1]["due_at"], page[-1]["kind"], page[-1]["subject_id"])
+
     def _run_due(self, now: datetime, report: TickReport, attempted: set[tuple]) -> None:
+        """Runs what is due at ``now`` and not yet attempted, a chunk at a time, until nothing
+        new is due (deadlines that failed, or were skipped, stay behind without holding up the
+        others)."""
         while True:
             self._deadlines.catch_up()
-            due = [d for d in self.read_models.due_deadlines(now, limit=BATCH) if _key(d) not in attempted]
+            due = list(islice((d for d in self._due(now) if _key(d) not in attempted), CHUNK))
             if not due:
                 return
             # What has ended is ended first: a reminder or escalation found due together with the
@@ -166,7 +182,10 @@ class Scheduler:
             log.warning("deadline %s of %s failed: %s", kind, subject_id, error)
             return Outcome(**outcome, outcome=FAILED, detail=error.message)
         except Exception as error:  # a database hiccup must not stop the other deadlines
-            log.exception("deadline %s of %s failed", kind, subject_id)
+            log.warning(
+                "deadline %s of %s failed: %s: %s", kind, subject_id, type(error).__name__, error,
+                exc_info=log.isEnabledFor(logging.DEBUG),  # the traceback with ENTITLEMENTS_DEBUG=1
+            )
             return Outcome(**outcome, outcome=FAILED, detail=f"{type(error).__name__}: {error}")
         report.position = receipt.position or report.position
         return Outcome(**outcome, outcome=DONE, state=receipt.state)
@@ -179,8 +198,11 @@ class Scheduler:
         while not stop.is_set():
             try:
                 report = self.tick()
-            except Exception:
-                log.exception("scheduler tick failed; trying again in %.1f s", interval)
+            except Exception as error:
+                log.warning(
+                    "scheduler tick failed (trying again in %.1f s): %s: %s", interval, type(error).__name__, error,
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
             else:
                 if report.count(DONE) or report.failed:
                     log.info("scheduler: %s", report.summary())

@@ -19,9 +19,8 @@ class StoredClock:
     """A clock that only moves when told to (``set``), shared through the database. It starts at
     ``start`` (the wall-clock time when the deployment first used it) and never goes back."""
 
-    def __init__(self, store: ViewStore, start: datetime, *, owns_store: bool = False) -> None:
+    def __init__(self, store: ViewStore, start: datetime) -> None:
         self._store = store
-        self._owns_store = owns_store
         with store.transaction() as tx:
             tx.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id INTEGER PRIMARY KEY CHECK (id = 1), now TEXT NOT NULL)")
             tx.execute(f"INSERT INTO {TABLE} (id, now) VALUES (1, ?) ON CONFLICT (id) DO NOTHING", (fixed(as_utc(start)),))
@@ -39,7 +38,3 @@ class StoredClock:
             (current,) = tx.fetchone(f"SELECT now FROM {TABLE} WHERE id = 1")
         if current != wanted:
             raise cannot_go_back(moment(current), moment(wanted))
-
-    def close(self) -> None:
-        if self._owns_store:
-            self._store.close()

@@ -85,10 +85,16 @@ class DeadlinesReadModel(FactsReadModel):
 
     # --- queries -----------------------------------------------------------------------------
 
-    def due(self, tx: Transaction, now: datetime, *, limit: int = 1000) -> list[dict]:
-        """Deadlines due at ``now`` or before, earliest first."""
+    def due(self, tx: Transaction, now: datetime, *, limit: int = 1000, after: tuple[str, str, str] | None = None) -> list[dict]:
+        """Deadlines due at ``now`` or before, earliest first (by due time, kind and subject);
+        ``after``: the (due_at, kind, subject_id) of the last deadline of the previous page."""
+        where, params = "due_at <= ?", [fixed(now)]
+        if after is not None:
+            where += " AND (due_at, kind, subject_id) > (?, ?, ?)"
+            params += list(after)
         rows = tx.fetchall(
-            f"SELECT kind, subject_id, stage, due_at FROM {TABLE} WHERE due_at <= ? ORDER BY due_at, kind, subject_id LIMIT {int(limit)}",
-            (fixed(now),),
+            f"SELECT kind, subject_id, stage, due_at FROM {TABLE} WHERE {where}"
+            f" ORDER BY due_at, kind, subject_id LIMIT {int(limit)}",
+            params,
         )
         return [{"kind": k, "subject_id": s, "stage": n, "due_at": d} for k, s, n, d in rows]

@@ -94,6 +94,13 @@ class ReadModels:
             self.app, self.store, [self.models[name] for name in check_names(names)], batch_size=self.batch_size
         )
 
+    def deadlines_projector(self) -> Projector:
+        """A projector of the deadlines (and the facts they derive from) with read-model instances
+        of its own, for the scheduler's thread: it never shares in-memory state with
+        :attr:`projector`, and the two take turns on the positions in the database as two
+        processes would."""
+        return Projector(self.app, self.store, [DeadlinesReadModel(FactsModel())], batch_size=self.batch_size)
+
     def catch_up(self) -> int:
         return self.projector.catch_up()
 
@@ -149,9 +156,9 @@ class ReadModels:
         with self.store.transaction(write=False) as tx:
             return self.models["directory"].get(tx, user_id)
 
-    def due_deadlines(self, now: datetime, *, limit: int = 1000) -> list[dict]:
+    def due_deadlines(self, now: datetime, *, limit: int = 1000, after: tuple[str, str, str] | None = None) -> list[dict]:
         with self.store.transaction(write=False) as tx:
-            return self.models["deadlines"].due(tx, now, limit=limit)
+            return self.models["deadlines"].due(tx, now, limit=limit, after=after)
 
     def notifications(
         self, *, request_id: str | None = None, to: str | None = None, limit: int, cursor: str | None = None

@@ -165,7 +165,7 @@ def test_web_workers_share_the_manual_clock_kept_in_the_database(environment, tm
         later = (datetime.fromisoformat(before["now"]) + timedelta(days=14)).isoformat()
         status, moved = call(base + "/admin/clock", token=alice, body={"now": later})
         assert (status, moved["now"], moved["previous"]) == (200, later, before["now"])
-        readings = {call(base + "/admin/clock", token=alice)[1]["now"] for _ in range(8)}  # from either worker
+        readings = {call(base + "/admin/clock", token=alice)[1]["now"] for _ in range(8)}  # from whichever worker answers; the tick below is another process
         assert readings == {later}
     finally:
         err = stopped(server)

@@ -16,6 +16,7 @@ import pytest
 
 from domain import errors
 from entitlements import processes
+from entitlements import scheduler as scheduler_module
 from entitlements.bootstrap import build_services
 from entitlements.settings import Settings
 from entitlements.stored_clock import StoredClock
@@ -105,7 +106,7 @@ def test_the_expiry_reminder_goes_only_to_access_that_may_be_extended(services, 
     assert report.outcomes[0].subject_id == str(services.app.find_assignment("rita", "wiki").id)
 
 
-def test_a_failing_deadline_is_reported_and_the_others_still_run(services, clock):
+def test_a_failing_deadline_is_reported_and_the_others_still_run(services, clock, caplog):
     broken, fine = submit(services), submit(services, "badge")
     services.app.decide(request_id=broken.id, approver_id="amy", decision="approve")
     clock.set(START + 30 * DAY)
@@ -123,9 +124,35 @@ def test_a_failing_deadline_is_reported_and_the_others_still_run(services, clock
 
     failed = [(item.kind, item.detail) for item in report.failed]
     assert failed == [("access_expiry", "RuntimeError: the directory is down")]
+    (logged,) = [record for record in caplog.records if record.name == "entitlements.scheduler"]
+    assert "failed: RuntimeError: the directory is down" in logged.getMessage()
+    assert not logged.exc_info  # a line, not a traceback (unless debugging)
     assert services.app.request_state(fine.id) == "access_expired"
     assert services.app.request_state(broken.id) == "delivered"
     assert "failed 1" in report.summary()
+
+
+def test_deadlines_that_stay_behind_never_hold_up_the_later_ones(services, clock, monkeypatch):
+    monkeypatch.setattr(scheduler_module, "BATCH", 2)  # pages of 2: the stuck ones fill the first page
+    monkeypatch.setattr(scheduler_module, "CHUNK", 2)
+    requests = [submit(services, "wiki", user) for user in ("rita", "cyd", "dee")]
+    stuck = {requests[0].id, requests[1].id}
+    remind = services.scheduler.commands["request_reminder"]
+
+    def flaky(request_id):
+        if request_id in stuck:
+            raise errors.ConcurrentModification("others kept changing the same records; try again")
+        return remind(request_id)
+
+    services.scheduler.commands["request_reminder"] = flaky
+    clock.set(START + 7 * DAY)
+    first = services.scheduler.tick()
+    second = services.scheduler.tick()
+
+    stuck_outcomes = {(request_id, "failed") for request_id in stuck}
+    assert {(item.subject_id, item.outcome) for item in first.outcomes} == stuck_outcomes | {(requests[2].id, "done")}
+    assert {(item.subject_id, item.outcome) for item in second.outcomes} == stuck_outcomes  # tried again
+    assert event_counts(services.app)[(services.app.request(requests[2].id).id, "ApproverReminded")] == 1
 
 
 def test_two_schedulers_ticking_at_once_record_each_event_once(open_services, services, clock):

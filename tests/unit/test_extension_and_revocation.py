@@ -76,6 +76,15 @@ def test_expiry_reminder_is_sent_once_per_end_date(granted, app, clock):
         app.remind_access_expiry(assignment_id)
 
 
+def test_access_past_its_end_is_not_reminded_it_expires(granted, app, clock):
+    assignment_id = granted()
+    clock.set(END)
+
+    with pytest.raises(errors.AccessNotActive):
+        app.remind_access_expiry(assignment_id)
+    assert app.expire_access(assignment_id).state == "access_expired"
+
+
 def test_no_expiry_reminder_where_the_policy_allows_no_extension(granted, app, clock):
     assignment_id = granted(policy={"extension": {"allowed": False}})
     clock.set(END - 7 * DAY)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import marshmallow as ma
 
 from web.api.schemas import TIMESTAMP
+
+EARLIEST_YEAR, LATEST_YEAR = 1970, 8999  # deadlines up to a century later must still be dates
+
+
+def within_calendar(moment: datetime) -> None:
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise ma.ValidationError(f"must be a time between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
 
 
 class ClockMoveSchema(ma.Schema):
     now = ma.fields.AwareDateTime(
         required=True,
+        validate=within_calendar,
         metadata={**TIMESTAMP, "description": "the new time: ISO 8601 with timezone, not before the clock's time"},
     )
 
