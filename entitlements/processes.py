@@ -117,11 +117,7 @@ def schedule(settings: Settings, *, interval: float) -> None:
     _stop_on_sigterm()
     try:
         click.echo(f"running the deadlines of {settings.database_url} every {interval:g} s; Ctrl-C to stop", err=True)
-        stop = threading.Event()
-        try:
-            services.scheduler.follow(stop, interval=interval)
-        except KeyboardInterrupt:
-            stop.set()
+        _until_interrupted(services.scheduler.follow, interval=interval)
     finally:
         services.close()
 
@@ -140,13 +136,18 @@ def send(settings: Settings, *, once: bool, interval: float) -> None:
             click.echo(f"sent {report.sent}, to retry {report.retried}, failed {report.failed}", err=True)
             return
         click.echo(f"sending the outbox of {settings.database_url} to {settings.smtp_url}; Ctrl-C to stop", err=True)
-        stop = threading.Event()
-        try:
-            sender.follow(stop, interval=interval)
-        except KeyboardInterrupt:
-            stop.set()
+        _until_interrupted(sender.follow, interval=interval)
     finally:
         services.close()
+
+
+def _until_interrupted(follow: Callable[..., None], *, interval: float) -> None:
+    """Runs ``follow(stop, interval=...)`` in this thread until Ctrl-C or ``kill`` (SIGTERM)."""
+    stop = threading.Event()
+    try:
+        follow(stop, interval=interval)
+    except KeyboardInterrupt:
+        stop.set()
 
 
 def _stop_on_sigterm() -> None:
@@ -171,11 +172,7 @@ def project(settings: Settings, *, interval: float = 0.2, names: list[str] | Non
             f" (head {services.read_models.head()}); Ctrl-C to stop",
             err=True,
         )
-        stop = threading.Event()
-        try:
-            projector.follow(stop, interval=interval)
-        except KeyboardInterrupt:
-            stop.set()
+        _until_interrupted(projector.follow, interval=interval)
     finally:
         services.close()
 

@@ -131,7 +131,7 @@ class Scheduler:
                 upcoming = next((d for d in self._due(to) if _key(d) not in attempted), None)
                 if upcoming is None:
                     break
-                _move(clock, due_time(upcoming))
+                _move(clock, moment(upcoming["due_at"]))
                 self._run_due(clock.now(), report, attempted)
             _move(clock, to)
             self._run_due(clock.now(), report, attempted)
@@ -221,7 +221,3 @@ def _move(clock: AdjustableClock, when: datetime) -> None:
 
 def _key(deadline: dict) -> tuple:
     return deadline["kind"], deadline["subject_id"], deadline["stage"], deadline["due_at"]
-
-
-def due_time(deadline: dict) -> datetime:
-    return moment(deadline["due_at"])
