@@ -49,6 +49,7 @@ def email_id(event: LogEvent, number: int, recipient: str) -> str:
 class NotifierReadModel(FactsReadModel):
     name = NAME
     topics = REQUEST_TOPICS + ASSIGNMENT_TOPICS
+    kept_tables = (OUTBOX,)  # rebuilt, the notifier drops what it tracks but never the outbox: it adds nothing
     tables = (
         f"""CREATE TABLE IF NOT EXISTS {OUTBOX} (
             id TEXT PRIMARY KEY,
@@ -86,10 +87,6 @@ class NotifierReadModel(FactsReadModel):
         self.base_url = base_url.rstrip("/")
         self.mail_domain = mail_domain
         self.renderer = Renderer()
-
-    def clear(self, tx: Transaction) -> None:
-        """Drops what the notifier tracks, but never the outbox: rebuilt, it adds nothing."""
-        tx.execute(f"DELETE FROM {GRANTS}")
 
     # --- one batch ---------------------------------------------------------------------------
 

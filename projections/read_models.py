@@ -15,10 +15,11 @@ from notifier.projection import NotifierReadModel
 from projections.assignments import AssignmentsReadModel
 from projections.deadlines import DeadlinesReadModel
 from projections.directory import DirectoryReadModel
-from projections.engine import BATCH_SIZE, Projector, ReadModel
+from projections.engine import BATCH_SIZE, Failure, Projector, ReadModel, with_sources
 from projections.facts import FactsModel
 from projections.history import HistoryReadModel
 from projections.paging import Page
+from projections.rebuild import rebuild_beside
 from projections.pending import PendingReadModel
 from projections.requests import RequestsReadModel
 from projections.store import ViewStore
@@ -74,18 +75,25 @@ class ReadModels:
         self.app = app
         self.store = store
         self.batch_size = batch_size
+        self.base_url = base_url
+        self.mail_domain = mail_domain
+        self.models = self._new_models()
+        self.projector = Projector(app, store, list(self.models.values()), batch_size=batch_size)
+
+    def _new_models(self) -> dict[str, Any]:
+        """One instance of every read model, sharing one facts and one directory instance."""
         facts, directory = FactsModel(), DirectoryReadModel()
-        self.models: dict[str, Any] = {}
+        models: dict[str, Any] = {}
         for name, kind in READ_MODELS.items():
             if kind is FactsModel:
-                self.models[name] = facts
+                models[name] = facts
             elif kind is DirectoryReadModel:
-                self.models[name] = directory
+                models[name] = directory
             elif kind is NotifierReadModel:
-                self.models[name] = kind(facts, directory, base_url=base_url, mail_domain=mail_domain)
+                models[name] = kind(facts, directory, base_url=self.base_url, mail_domain=self.mail_domain)
             else:
-                self.models[name] = kind(facts)
-        self.projector = Projector(app, store, list(self.models.values()), batch_size=batch_size)
+                models[name] = kind(facts)
+        return models
 
     # --- running -----------------------------------------------------------------------------
 
@@ -107,15 +115,29 @@ class ReadModels:
     def rebuild(
         self, names: Sequence[str] | None = None, progress: Callable[[int, int], None] | None = None
     ) -> RebuildResult:
-        """Drops the rows of ``names`` (all when None) and projects the whole log again. A read
-        model derived from the facts is rebuilt from the facts as they are (brought up to the head
-        first when behind); name ``facts`` too, or none, to fold the facts again from the log."""
+        """Projects the whole log again into new rows for ``names`` (all when None), built beside
+        the current ones, which go on answering every read, then swapped in in one transaction
+        (:mod:`projections.rebuild`). A read model derived from the facts is rebuilt from the
+        facts as they are (brought up to the head first when behind); name ``facts`` too, or
+        none, to fold the facts again from the log. Raises :class:`RebuildFailed` (the current
+        rows untouched) when a read model fails on an event."""
         names = check_names(names) if names else list(self.models)
-        projector = self.projector_for(names)
         started = time.perf_counter()
-        projector.reset([self.models[name] for name in names])
-        moved = projector.catch_up(progress)
+        fresh = self._new_models()  # no in-memory state shared with the projector that serves
+        group = with_sources([fresh[name] for name in names])
+        kept = [model for model in group if model.name not in names]
+        if kept:
+            Projector(self.app, self.store, kept, batch_size=self.batch_size).catch_up()
+        moved = rebuild_beside(self.app, self.store.database, group, rebuilt=names, batch_size=self.batch_size, progress=progress)
         return RebuildResult(names=names, events=moved, seconds=time.perf_counter() - started)
+
+    def failures(self) -> dict[str, Failure]:
+        """The read models stuck on an event (``/readyz`` reports them), by name."""
+        return self.projector.failures()
+
+    def retry_failed(self) -> None:
+        """Tries the failing read models again at the next batch, without waiting for their backoff."""
+        self.projector.retry_failed()
 
     def positions(self) -> dict[str, int]:
         return self.projector.positions()
@@ -123,8 +145,8 @@ class ReadModels:
     def head(self) -> int:
         return self.projector.head()
 
-    def wait_for(self, position: int, timeout: float = 5.0) -> bool:
-        return self.projector.wait_for(position, timeout)
+    def wait_for(self, position: int, timeout: float = 5.0, names: Sequence[str] | None = None) -> bool:
+        return self.projector.wait_for(position, timeout, names)
 
     def dump(self, name: str) -> list[tuple]:
         with self.store.transaction(write=False) as tx:

@@ -61,6 +61,13 @@ class Transaction:
         self.execute(statement, params)
         return list(self._cursor.fetchall())
 
+    def columns(self, table: str) -> list[str]:
+        """The column names of ``table``, in order."""
+        self.execute(f"SELECT * FROM {table} LIMIT 0")
+        description = self._cursor.description
+        self._cursor.fetchall()
+        return [column[0] for column in description]
+
     def fetchone(self, statement: str, params: Sequence[Any] = ()) -> tuple | None:
         self.execute(statement, params)
         return self._cursor.fetchone()
@@ -90,6 +97,23 @@ class Transaction:
             chunk = values[start : start + 500]
             self.execute(f"DELETE FROM {table} WHERE {column} IN {self.in_list(chunk)}", chunk)
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: an exception inside the block undoes only what the block did, and
+        the transaction goes on (how one read model's failure leaves the others' work in place)."""
+        if self.backend == "postgresql":
+            with self._cursor.connection.transaction():
+                yield
+            return
+        self._cursor.execute("SAVEPOINT read_model")
+        try:
+            yield
+        except BaseException:
+            self._cursor.execute("ROLLBACK TO SAVEPOINT read_model")
+            self._cursor.execute("RELEASE SAVEPOINT read_model")
+            raise
+        self._cursor.execute("RELEASE SAVEPOINT read_model")
+
     def in_list(self, values: Sequence[Any]) -> str:
         """``(?, ?, ?)`` for ``WHERE x IN`` with that many values."""
         return "(" + ",".join("?" * len(values)) + ")"
@@ -98,7 +122,9 @@ class Transaction:
 class ViewStore:
     """Connections to the read-model tables of one database (SQLite file or PostgreSQL)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, connections: int = 16) -> None:
+        """``connections``: at most that many PostgreSQL connections; 1 makes every transaction
+        use the same session (what temporary tables need: a rebuild builds its rows beside)."""
         self.database = database
         self.backend = database.backend
         self._local = threading.local()
@@ -122,7 +148,7 @@ class ViewStore:
                 conninfo["options"] = f"-c search_path={env['POSTGRES_SCHEMA']}"
             # autocommit: a read is one round trip (no BEGIN/COMMIT); writes open a transaction block
             self._pool = ConnectionPool(
-                kwargs={**conninfo, "autocommit": True}, min_size=1, max_size=16, open=True, name="views"
+                kwargs={**conninfo, "autocommit": True}, min_size=1, max_size=connections, open=True, name="views"
             )
 
     # --- connections -------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 
 With ``project_inline`` (no projector process, e.g. tests or a single small process) the read
 brings the read models up to date itself; otherwise it wakes the projector and waits for it.
-Every read answers ``X-Position``: the position all read models had reached when it was made.
+Every read answers ``X-Position``: the position its read model had reached when it was made. A
+read model stuck on an event (``projection_failures``) answers 503 ``read_model_failed`` at once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import orjson
 from flask import Response
 
 from domain.application import Receipt
+from projections.engine import with_sources
 from projections.paging import Page
 from web.context import services, web_context
 from web.errors import ApiError
@@ -22,7 +24,7 @@ POSITION_HEADER = "X-Position"
 
 POSITION_HEADER_DOC = {
     POSITION_HEADER: {
-        "description": "the event-log position every read model had processed when this answer was read",
+        "description": "the event-log position the read model answering had processed when this answer was read",
         "schema": {"type": "integer", "minimum": 0},
     }
 }
@@ -36,7 +38,9 @@ class MinPositionHeaderSchema(ma.Schema):
         data_key=MIN_POSITION_HEADER,
         strict=False,
         validate=ma.validate.Range(min=0),
-        load_default=None,
+        # absent means "no wait"; an empty or null value is not an integer and answers 400, so the
+        # document says exactly what is accepted: a non-negative integer, not nullable, no default
+        allow_none=False,
         metadata={
             "description": "answer only from read models that have processed this event-log position "
             "(the `position` a write answered); 503 `read_models_behind` when they do not in time"
@@ -44,32 +48,54 @@ class MinPositionHeaderSchema(ma.Schema):
     )
 
 
-def lowest_position() -> int:
-    positions = services().read_models.positions()
-    return min(positions.values()) if positions else 0
-
-
-def at_least(min_position: int | None) -> int:
-    """Makes sure the read models have processed ``min_position``; answers the lowest position."""
+def at_least(min_position: int | None, read_model: str) -> int:
+    """Makes sure ``read_model`` (the one the answer is read from) has processed ``min_position``;
+    answers its position. 503 ``read_model_failed`` at once when it, or a read model it derives
+    from, is stuck on an event before that position; 503 ``read_models_behind`` when it does not
+    get there in time."""
     context = web_context()
     read_models = context.services.read_models
-    position = lowest_position()
+    position = read_models.positions()[read_model]
     if min_position is None or position >= min_position:
         return position
     if context.project_inline:
         read_models.catch_up()
     else:
-        read_models.wait_for(min_position, timeout=context.read_wait_seconds)
-    position = lowest_position()
+        _refuse_if_stuck(read_model, min_position)
+        read_models.wait_for(min_position, timeout=context.read_wait_seconds, names=[read_model])
+    position = read_models.positions()[read_model]
     if position < min_position:
+        _refuse_if_stuck(read_model, min_position)
         raise ApiError(
             503,
             "read_models_behind",
-            f"the read models have not yet processed position {min_position}; try again shortly",
-            {"position": position, "wanted": min_position},
+            f"the {read_model} read model has not yet processed position {min_position}; try again shortly",
+            {"read_model": read_model, "position": position, "wanted": min_position},
             headers={"Retry-After": "1"},
         )
     return position
+
+
+def _refuse_if_stuck(read_model: str, min_position: int) -> None:
+    read_models = services().read_models
+    names = [model.name for model in with_sources([read_models.models[read_model]])]
+    for name, failure in read_models.failures().items():
+        if name in names and failure.event_position <= min_position:
+            raise ApiError(
+                503,
+                "read_model_failed",
+                f"the {read_model} read model cannot reach position {min_position} yet: {failure.describe()}. "
+                "It is retried by itself; the operators are told in the log and /readyz",
+                {
+                    "read_model": read_model,
+                    "failing_read_model": name,
+                    "position": failure.position,
+                    "event_position": failure.event_position,
+                    "error": failure.error,
+                    "wanted": min_position,
+                },
+                headers={"Retry-After": "5"},
+            )
 
 
 def read_headers(position: int) -> dict[str, str]:

@@ -335,30 +335,6 @@ def test_directory_knows_users_and_their_roles(views):
     assert views.user("nobody") is None
 
 
-def test_a_batch_that_fails_leaves_no_trace_and_is_projected_again(app, views, monkeypatch):
-    request = submit(app)
-    app.decide(request_id=request.id, approver_id="amy", decision="approve")
-    views.catch_up()
-    expected = {name: views.dump(name) for name in views.models}
-    views.rebuild()
-    later = submit(app, package="vault")
-    history = views.models["history"]
-    real_project = history.project
-
-    def failing(tx, touched):
-        raise RuntimeError("the database went away")
-
-    monkeypatch.setattr(history, "project", failing)
-    with pytest.raises(RuntimeError):
-        views.catch_up()
-    monkeypatch.setattr(history, "project", real_project)
-    views.catch_up()
-    fresh = {name: views.dump(name) for name in views.models}
-    views.rebuild()
-    assert fresh == {name: views.dump(name) for name in views.models} != expected
-    assert pending_ids(views, "amy") == [later.id]
-
-
 def test_catching_up_collects_garbage_less_often_and_restores_the_threshold(views):
     import gc
 

@@ -22,7 +22,7 @@ class Pending(MethodView):
     @blp.errors(401, 503)
     def get(self, args, min_position=None):
         """Requests awaiting the caller's decision now, newest first"""
-        position = at_least(min_position)
+        position = at_least(min_position, "pending")
         return page_response(services().read_models.pending(current_user_id(), **args), position)
 
 
@@ -34,5 +34,5 @@ class History(MethodView):
     @blp.errors(401, 503)
     def get(self, args, min_position=None):
         """Requests the caller could decide that are decided, expired or revoked, with who decided"""
-        position = at_least(min_position)
+        position = at_least(min_position, "history")
         return page_response(services().read_models.history(current_user_id(), **args), position)

@@ -22,7 +22,7 @@ class MyRequests(MethodView):
     @blp.errors(401, 503)
     def get(self, args, min_position=None):
         """Requests made by the caller or for them, newest first"""
-        position = at_least(min_position)
+        position = at_least(min_position, "requests")
         return page_response(services().read_models.requests_of(current_user_id(), **args), position)
 
 
@@ -34,5 +34,5 @@ class MyAssignments(MethodView):
     @blp.errors(401, 503)
     def get(self, args, min_position=None):
         """The caller's access: package, state, start, end, most recently granted first"""
-        position = at_least(min_position)
+        position = at_least(min_position, "assignments")
         return page_response(services().read_models.assignments_of(current_user_id(), **args), position)

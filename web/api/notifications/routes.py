@@ -31,5 +31,5 @@ class Notifications(MethodView):
         """The emails the notifier wrote, newest first, with their delivery status (admin, auditor)"""
         if not {ADMIN, AUDITOR} & set(current_user().get("roles") or []):
             raise forbidden("only administrators and auditors may read the outbox")
-        position = at_least(min_position)
+        position = at_least(min_position, "notifier")
         return page_response(services().read_models.notifications(**args), position)

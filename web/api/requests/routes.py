@@ -43,7 +43,7 @@ class RequestById(MethodView):
 
         For its requestor, its target, the approvers and alternate approvers of its stages, and auditors.
         """
-        position = at_least(min_position)
+        position = at_least(min_position, "requests")
         details = services().read_models.request(request_id)
         if details is None:
             raise ApiError(404, "unknown_request", f"no request {request_id}", {"request_id": request_id})
