@@ -16,7 +16,9 @@ from entitlements import processes
 from entitlements.bootstrap import build_services
 from entitlements.settings import ConfigurationError, Settings
 from entitlements.tenant import LOADER, LoadResult, TenantFileError, load_tenant
+from entitlements.tokens import DEFAULT_EXPIRES_IN, UnknownToken, parse_expires_in
 from projections.read_models import UnknownReadModel
+from projections.rebuild import RebuildFailed
 
 DEMO_TENANT = Path(__file__).parent / "demo" / "tenant.yaml"
 
@@ -69,20 +71,104 @@ def demo_tenant_command() -> None:
 
 @cli.group("tokens")
 def tokens_group() -> None:
-    """API tokens (``Authorization: Bearer TOKEN``)."""
+    """API tokens (``Authorization: Bearer TOKEN``): create, list, revoke.
+
+    Each token has a public id (tok_...) that names it in `tokens list` and `tokens revoke`;
+    only the token's hash is stored. Expiry and revocation take effect at once."""
+
+
+class ExpiresIn(click.ParamType):
+    """``--expires-in``: an ISO 8601 duration without years or months (P90D, PT12H), or ``never``."""
+
+    name = "DURATION"
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_expires_in(value)
+        except ValueError as error:
+            self.fail(f"{error}, or 'never'", param, ctx)
+
+
+def _time(moment) -> str:
+    """``2026-03-02T09:00:00Z``: to the second, in UTC."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else "never"
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    raise click.exceptions.Exit(1)
 
 
 @tokens_group.command("create")
 @click.argument("user_id")
-def tokens_create_command(user_id: str) -> None:
-    """Print a new API token for USER_ID (a user of the directory). Only its hash is stored: keep
-    the printed token, it cannot be shown again."""
+@click.option(
+    "--expires-in",
+    type=ExpiresIn(),
+    default=DEFAULT_EXPIRES_IN,
+    show_default=True,
+    help="How long the token is valid: an ISO 8601 duration without years or months (P30D, PT12H), or 'never'.",
+)
+def tokens_create_command(user_id: str, expires_in) -> None:
+    """Print a new API token for USER_ID (a user of the directory) on stdout, and its id and
+    expiry on stderr, so that TOKEN=$(entitlements tokens create USER_ID) keeps only the token.
+    Only its hash is stored: keep the printed token, it cannot be shown again. Expiry counts in
+    the application's time (the manual clock with ENTITLEMENTS_CLOCK=manual)."""
     services = build_services(Settings.from_env())
     try:
         services.app.user(user_id)  # UnknownUser: a clear error
-        click.echo(services.tokens.create(user_id, now=services.app.clock.now()))
+        issued = services.tokens.issue(user_id, now=services.app.clock.now(), expires_in=expires_in)
     finally:
         services.close()
+    click.echo(issued.token)
+    expiry = f"expires {_time(issued.info.expires_at)}" if issued.info.expires_at else "never expires"
+    click.echo(f"created token {issued.info.id} for {user_id}; it {expiry}", err=True)
+
+
+@tokens_group.command("list")
+@click.argument("user_id")
+def tokens_list_command(user_id: str) -> None:
+    """List USER_ID's tokens, oldest first: id, created, expires, state (active, expired or
+    revoked) and when a revoked one was revoked. Tokens themselves cannot be shown."""
+    services = build_services(Settings.from_env())
+    try:
+        tokens = services.tokens.list(user_id)
+        if not tokens:
+            services.app.user(user_id)  # UnknownUser: a clear error
+        now = services.app.clock.now()
+    finally:
+        services.close()
+    if not tokens:
+        click.echo(f"{user_id} has no API tokens", err=True)
+        return
+    rows = [("ID", "CREATED", "EXPIRES", "STATE", "REVOKED")]
+    rows += [
+        (info.id, _time(info.created_at), _time(info.expires_at), info.state(now), _time(info.revoked_at) if info.revoked_at else "-")
+        for info in tokens
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+
+
+@tokens_group.command("revoke")
+@click.argument("token_ids", metavar="TOKEN_ID...", nargs=-1, required=True)
+def tokens_revoke_command(token_ids: tuple[str, ...]) -> None:
+    """Revoke tokens by id (tok_..., from `tokens list`): calls with them answer 401 at once, in
+    every process. All or none: an unknown id revokes nothing. Revoking a revoked token is a no-op."""
+    services = build_services(Settings.from_env())
+    try:
+        results = services.tokens.revoke(list(token_ids), now=services.app.clock.now())
+    except UnknownToken as error:
+        _fail(str(error))
+    finally:
+        services.close()
+    for info, revoked in results:
+        if revoked:
+            click.echo(f"revoked token {info.id} of {info.user_id}")
+        else:
+            click.echo(f"token {info.id} of {info.user_id} was already revoked at {_time(info.revoked_at)}")
 
 
 @cli.command("rebuild")
@@ -92,9 +178,9 @@ def rebuild_command(names: tuple[str, ...], quiet: bool) -> None:
     """Drop and rebuild read models from the event log (all of them without NAMEs).
 
     Read models: facts, pending, history, requests, assignments, deadlines, directory, notifier
-    (rebuilding it adds no email twice: the outbox is kept). Each keeps
-    its rows and its position in one transaction, so an interrupted rebuild resumes where it
-    stopped the next time it (or `entitlements project`) runs. The read models of requests and
+    (rebuilding it adds no email twice: the outbox is kept). The new rows are built beside the
+    current ones, which answer every read meanwhile, and replace them in one transaction at the
+    end: a rebuild that fails or is interrupted changes nothing. The read models of requests and
     assignments derive their rows from `facts`: named alone, they are rebuilt from the facts as
     they are; name `facts` too (or nothing) to fold the facts again from the log."""
     processes.rebuild(Settings.from_env(), list(names), quiet=quiet)
@@ -210,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the command line; turns every expected error into a message and an exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # what the scheduler ran, in serve and schedule; tracebacks of failed deadlines with ENTITLEMENTS_DEBUG
-    logging.getLogger("entitlements").setLevel(logging.DEBUG if os.environ.get("ENTITLEMENTS_DEBUG") else logging.INFO)
+    # and a read model stuck on an event: one line per distinct failure, its traceback with ENTITLEMENTS_DEBUG
+    for name in ("entitlements", "projections"):
+        logging.getLogger(name).setLevel(logging.DEBUG if os.environ.get("ENTITLEMENTS_DEBUG") else logging.INFO)
     try:
         status = cli.main(args=argv, prog_name="entitlements", standalone_mode=False)
         if isinstance(status, int) and status:  # click.exceptions.Exit(status) from a command
@@ -228,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (ConfigurationError, DomainError, UnknownReadModel) as error:
         click.echo(f"error: {error}", err=True)
+        return 1
+    except RebuildFailed as error:
+        click.echo(f"error: the rebuild failed: {error}", err=True)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, request
 
-from entitlements.tokens import token_hash
+from entitlements.tokens import EXPIRED, REVOKED
 from web.context import services, web_context
 from web.errors import ApiError
 
@@ -28,8 +28,8 @@ def public(view_class: T) -> T:
     return view_class
 
 
-def unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="entitlements"'})
+def unauthorized(message: str, **details: Any) -> ApiError:
+    return ApiError(401, "unauthorized", message, details, headers={"WWW-Authenticate": 'Bearer realm="entitlements"'})
 
 
 def forbidden(message: str, **details: Any) -> ApiError:
@@ -48,24 +48,39 @@ def _is_public() -> bool:
 
 
 def authenticate() -> None:
-    """``before_request``: puts the caller's directory entry in ``g.user`` or answers 401."""
+    """``before_request``: puts the caller's directory entry in ``g.user`` or answers 401.
+
+    The token's row is read on every request (one primary-key read), so a token revoked or expired
+    (in the application's time) is refused at once, whichever process revoked it; only the
+    directory entry of its user is remembered for a few seconds (``callers``)."""
     if _is_public():
         return
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise unauthorized("send an API token: Authorization: Bearer TOKEN")
-    key = token_hash(token)
+    found = services().tokens.find(token)
+    if found is None:
+        raise unauthorized("this API token is not valid")
+    if found.revoked_at is not None:
+        revoked_at = found.revoked_at.isoformat()
+        raise unauthorized(
+            f"this API token ({found.id}) was revoked at {revoked_at}; ask for a new one",
+            reason=REVOKED, token_id=found.id, revoked_at=revoked_at,
+        )
+    if found.expires_at is not None and found.state(services().app.clock.now()) == EXPIRED:
+        expires_at = found.expires_at.isoformat()
+        raise unauthorized(
+            f"this API token ({found.id}) expired at {expires_at}; ask for a new one",
+            reason=EXPIRED, token_id=found.id, expired_at=expires_at,
+        )
     callers = web_context().callers
-    user = callers.get(key)
+    user = callers.get(found.user_id)
     if user is None:
-        user_id = services().tokens.user_for(token)
-        if user_id is None:
-            raise unauthorized("this API token is not valid")
-        user = services().read_models.user(user_id)
+        user = services().read_models.user(found.user_id)
         if user is None:
-            raise unauthorized(f"the user of this API token ({user_id}) is not in the directory")
-        callers.remember(key, user)
+            raise unauthorized(f"the user of this API token ({found.user_id}) is not in the directory")
+        callers.remember(found.user_id, user)
     g.user = user
 
 

@@ -16,8 +16,10 @@ EXTENSION = "entitlements"
 
 
 class RecentCallers:
-    """Who recent tokens belonged to, for a few seconds: a list request then needs no token and
-    directory look-ups of its own. A role change in the directory takes effect within ``ttl``."""
+    """The directory entries of recent callers, by user id, for a few seconds: a request then
+    needs no directory look-up of its own. A role change in the directory takes effect within
+    ``ttl``. Tokens are not remembered here: each request reads its token's row, so that a
+    revoked or expired token is refused at once."""
 
     def __init__(self, *, ttl: float = 5.0, size: int = 10_000) -> None:
         self.ttl = ttl
