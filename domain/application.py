@@ -523,6 +523,8 @@ class EntitlementsApplication(Application):
             excluded={requestor.key, target.key},
             members_of=members_of,
             manager_of=manager_of,
+            requestor_id=requestor.key,
+            package_name=self.access_package(policy.access_package_id).name,
         )
 
     def _administrator(self, user_id: str) -> User:

@@ -188,7 +188,12 @@ class IncompatibleAccess(RuleViolation):
 
 
 class NoApprovers(RuleViolation):
-    """A stage resolved to nobody, fallback approvers included."""
+    """Nobody could decide a stage: its approvers and fallback approvers, or (with escalation) its
+    alternate approvers, resolve to nobody once the requestor and the target are left out.
+
+    The message is for the requestor (which package, why, whom to ask); ``details`` carries
+    ``stage``, ``resolved_to_nobody`` (the sets, e.g. ``["escalation.approvers",
+    "escalation.fallback_approvers"]``), ``left_out`` and a technical ``reason``."""
 
 
 class JustificationRequired(RuleViolation):

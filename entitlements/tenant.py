@@ -87,15 +87,110 @@ def parse_tenant_text(text: str, *, source: str = "<tenant>", is_json: bool = Fa
     return data
 
 
-# --- schemas -----------------------------------------------------------------------------------
+# --- limits and values -------------------------------------------------------------------------
+
+# What one file may hold, in line with the API's limits (characters, not bytes).
+ID_MAX = 200  # ids, and every reference to one
+NAME_MAX = 500  # names, display names, organizations, answer choices
+QUESTION_MAX = 1_000  # the text of a question
+DESCRIPTION_MAX = 4_000  # descriptions
+EMAIL_MAX = 254  # RFC 5321's longest address
+
+
+def _shown(value: Any) -> str:
+    """A value as the file wrote it, for a message: ``'yes'``, ``5``, ``null``, ``true``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (date, datetime)):
+        return f"the date {value.isoformat()}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _text_problem(value: str, max_length: int) -> str | None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (it holds an unpaired surrogate such as \\ud800)"
+    if "\x00" in value:
+        return "must not contain the NUL character (\\u0000)"
+    if len(value) > max_length:
+        return f"at most {max_length:,} characters (this one has {len(value):,})"
+    return None
+
+
+class Text(fields.Field):
+    """Text (a string, never a number or a list), valid Unicode without NUL, at most ``max_length``."""
+
+    default_error_messages = {"null": "expected text, got null"}
+
+    def __init__(self, max_length: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.max_length = max_length
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError(f"expected text, got {_shown(value)}")
+        problem = _text_problem(value, self.max_length)
+        if problem:
+            raise ValidationError(problem)
+        return value
+
+
+class Flag(fields.Field):
+    """``true`` or ``false`` and nothing else (not ``"yes"``, not ``1``)."""
+
+    default_error_messages = {"null": "expected true or false, got null"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            return value
+        raise ValidationError(f"expected true or false, got {_shown(value)}")
+
+
+class ListOf(fields.List):
+    """A list, whose items keep their positions in the partial result when some are wrong, so the
+    checks that follow the shapes (references, stage rules) still see the others where they are."""
+
+    default_error_messages = {"null": "expected a list, got null"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, list):
+            raise ValidationError(f"expected a list, got {_shown(value)}")
+        result: list = []
+        errors: dict[int, Any] = {}
+        for index, each in enumerate(value):
+            try:
+                result.append(self.inner.deserialize(each, **kwargs))
+            except ValidationError as error:
+                errors[index] = error.messages
+                result.append(error.valid_data if isinstance(error.valid_data, dict) else None)
+        if errors:
+            raise ValidationError(errors, valid_data=result)
+        return result
+
+
+class Mapping(fields.Nested):
+    """A nested entry: a mapping (``{...}``), never a list or a string."""
+
+    default_error_messages = {"null": "expected a mapping, got null"}
+
+    def _deserialize(self, value, attr, data, partial=None, **kwargs):
+        if not isinstance(value, dict):
+            raise ValidationError(f"expected a mapping, got {_shown(value)}")
+        return super()._deserialize(value, attr, data, partial=partial, **kwargs)
 
 
 class DurationField(fields.Field):
     """An ISO 8601 duration such as ``P14D``; kept as written."""
 
+    default_error_messages = {"null": "expected an ISO 8601 duration such as P14D, got null"}
+
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
-            raise ValidationError("must be an ISO 8601 duration such as P14D")
+            raise ValidationError(f"expected an ISO 8601 duration such as P14D, got {_shown(value)}")
         try:
             parse_duration(value.strip())
         except ValueError as error:
@@ -105,6 +200,8 @@ class DurationField(fields.Field):
 
 class DayField(fields.Field):
     """A calendar day, ``2027-12-31``; kept as ISO text."""
+
+    default_error_messages = {"null": "expected a date such as 2027-12-31, got null"}
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, datetime):
@@ -116,11 +213,40 @@ class DayField(fields.Field):
                 return date.fromisoformat(value.strip()).isoformat()
             except ValueError:
                 pass
-        raise ValidationError("must be a date such as 2027-12-31")
+        raise ValidationError(f"expected a date such as 2027-12-31, got {_shown(value)}")
 
 
-def _ids() -> fields.List:
-    return fields.List(fields.String(validate=IDENTIFIER), load_default=list)
+def _id(**kwargs) -> Text:
+    return Text(ID_MAX, validate=IDENTIFIER, **kwargs)
+
+
+def _name() -> Text:
+    return Text(NAME_MAX, load_default=None)
+
+
+def _description() -> Text:
+    return Text(DESCRIPTION_MAX, load_default=None)
+
+
+def _ids() -> ListOf:
+    return ListOf(_id(), load_default=list)
+
+
+def _one_of(choices: Iterable[str]) -> validate.OneOf:
+    return validate.OneOf(tuple(choices), error="must be one of {choices}, got {input!r}")
+
+
+def _given(original: Any, key: str) -> bool:
+    """Whether the file states ``key`` at all (right or wrong): a rule about a field that was given
+    but is wrong stays quiet, the field's own problem says what is wrong with it."""
+    return isinstance(original, dict) and original.get(key) is not None
+
+
+# --- schemas -----------------------------------------------------------------------------------
+#
+# Rules that compare fields of one entry run even when some other field of the entry (or of a
+# nested one) is wrong (``skip_on_field_errors=False``), and compare only what is valid, so one run
+# reports every problem of the file.
 
 
 class StrictSchema(Schema):
@@ -129,50 +255,50 @@ class StrictSchema(Schema):
 
 
 class UserSchema(StrictSchema):
-    id = fields.String(required=True, validate=IDENTIFIER)
-    display_name = fields.String(load_default=None)
-    email = fields.Email(load_default=None)
-    organization = fields.String(load_default=None)
-    manager = fields.String(load_default=None, validate=IDENTIFIER)
-    external = fields.Boolean(load_default=False)
-    roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), load_default=list)
+    id = _id(required=True)
+    display_name = _name()
+    email = Text(EMAIL_MAX, load_default=None, validate=validate.Email(error="not a valid email address"))
+    organization = _name()
+    manager = _id(load_default=None)
+    external = Flag(load_default=False)
+    roles = ListOf(Text(ID_MAX, validate=_one_of(ROLES)), load_default=list)
 
 
 class GroupSchema(StrictSchema):
-    id = fields.String(required=True, validate=IDENTIFIER)
-    display_name = fields.String(load_default=None)
+    id = _id(required=True)
+    display_name = _name()
     members = _ids()
 
 
 class CatalogSchema(StrictSchema):
-    id = fields.String(required=True, validate=IDENTIFIER)
-    name = fields.String(load_default=None)
-    description = fields.String(load_default=None)
-    enabled = fields.Boolean(load_default=True)
-    enabled_for_external_users = fields.Boolean(load_default=False)
+    id = _id(required=True)
+    name = _name()
+    description = _description()
+    enabled = Flag(load_default=True)
+    enabled_for_external_users = Flag(load_default=False)
 
 
 class ResourceSchema(StrictSchema):
-    id = fields.String(required=True, validate=IDENTIFIER)
-    kind = fields.String(required=True)
+    id = _id(required=True)
+    kind = Text(ID_MAX, required=True)
 
 
 class AccessPackageSchema(StrictSchema):
-    id = fields.String(required=True, validate=IDENTIFIER)
-    catalog = fields.String(required=True, validate=IDENTIFIER)
-    name = fields.String(load_default=None)
-    description = fields.String(load_default=None)
-    hidden = fields.Boolean(load_default=False)
-    notifications_enabled = fields.Boolean(load_default=True)
-    resources = fields.List(fields.Nested(ResourceSchema), load_default=list)
+    id = _id(required=True)
+    catalog = _id(required=True)
+    name = _name()
+    description = _description()
+    hidden = Flag(load_default=False)
+    notifications_enabled = Flag(load_default=True)
+    resources = ListOf(Mapping(ResourceSchema), load_default=list)
     incompatible_packages = _ids()
     incompatible_groups = _ids()
 
 
 class ApproverSchema(StrictSchema):
-    user = fields.String(validate=IDENTIFIER)
-    group = fields.String(validate=IDENTIFIER)
-    requestor_manager = fields.Boolean()
+    user = _id()
+    group = _id()
+    requestor_manager = Flag()
 
     @validates_schema
     def exactly_one(self, data, **kwargs):
@@ -181,39 +307,39 @@ class ApproverSchema(StrictSchema):
             raise ValidationError("name exactly one of user, group or requestor_manager: true")
 
 
-def _approvers(required: bool = False) -> fields.List:
+def _approvers(required: bool = False) -> ListOf:
     if required:
-        return fields.List(fields.Nested(ApproverSchema), required=True, validate=validate.Length(min=1, error="name at least one approver"))
-    return fields.List(fields.Nested(ApproverSchema), load_default=list)
+        return ListOf(Mapping(ApproverSchema), required=True, validate=validate.Length(min=1, error="name at least one approver"))
+    return ListOf(Mapping(ApproverSchema), load_default=list)
 
 
 class EscalationSchema(StrictSchema):
-    enabled = fields.Boolean(load_default=False)
+    enabled = Flag(load_default=False)
     after = DurationField(load_default=None)
     approvers = _approvers()
     fallback_approvers = _approvers()
 
-    @validates_schema
-    def complete_when_enabled(self, data, **kwargs):
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def complete_when_enabled(self, data, original, **kwargs):
         if not data.get("enabled"):
             return
-        if not data.get("after"):
+        if not _given(original, "after"):
             raise ValidationError("an enabled escalation needs 'after' (when to forward, e.g. P3D)", "after")
-        if not data.get("approvers") and not data.get("fallback_approvers"):
+        if not any(_given(original, key) and original[key] != [] for key in ("approvers", "fallback_approvers")):
             raise ValidationError("an enabled escalation needs alternate approvers", "approvers")
 
 
 class StageSchema(StrictSchema):
     approvers = _approvers(required=True)
     fallback_approvers = _approvers()
-    approver_justification_required = fields.Boolean(load_default=False)
+    approver_justification_required = Flag(load_default=False)
     timeout = DurationField(required=True)
     reminder = DurationField(load_default=None)
-    escalation = fields.Nested(EscalationSchema, load_default=None)
+    escalation = Mapping(EscalationSchema, load_default=None)
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def times_within_timeout(self, data, **kwargs):
-        timeout = data.get("timeout")
+        timeout = data.get("timeout")  # absent when it is wrong: nothing to compare with
         if not timeout:
             return
         if data.get("reminder") and parse_duration(data["reminder"]) >= parse_duration(timeout):
@@ -224,76 +350,85 @@ class StageSchema(StrictSchema):
 
 
 class ApprovalSchema(StrictSchema):
-    required = fields.Boolean(load_default=True)
-    stages = fields.List(fields.Nested(StageSchema), load_default=list)
+    required = Flag(load_default=True)
+    stages = ListOf(Mapping(StageSchema), load_default=list)
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def stages_when_required(self, data, **kwargs):
-        stages = data.get("stages") or []
-        if data.get("required", True) and not 1 <= len(stages) <= 3:
+        if "required" not in data or "stages" not in data:  # one of them is wrong: said already
+            return
+        if data["required"] and not 1 <= len(data["stages"]) <= 3:
             raise ValidationError("an approval that is required has 1 to 3 stages", "stages")
 
 
 class RequestorsSchema(StrictSchema):
-    scope = fields.String(load_default="all_members", validate=validate.OneOf(REQUESTOR_SCOPES))
+    scope = Text(ID_MAX, load_default="all_members", validate=_one_of(REQUESTOR_SCOPES))
     users = _ids()
     groups = _ids()
 
-    @validates_schema
-    def specific_names_someone(self, data, **kwargs):
-        if data.get("scope") == "specific" and not (data.get("users") or data.get("groups")):
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def specific_names_someone(self, data, original, **kwargs):
+        if data.get("scope") == "specific" and not (_given(original, "users") and original["users"] != []) and not (
+            _given(original, "groups") and original["groups"] != []
+        ):
             raise ValidationError("scope 'specific' needs users or groups", "scope")
 
 
 class QuestionSchema(StrictSchema):
-    id = fields.String(required=True, validate=IDENTIFIER)
-    text = fields.String(required=True, validate=validate.Length(min=1))
-    required = fields.Boolean(load_default=False)
-    choices = fields.List(fields.String(), load_default=list)
+    id = _id(required=True)
+    text = Text(QUESTION_MAX, required=True, validate=validate.Length(min=1, error="must not be empty"))
+    required = Flag(load_default=False)
+    choices = ListOf(Text(NAME_MAX), load_default=list)
 
 
 class ExpirationSchema(StrictSchema):
     after = DurationField()
     on = DayField()
-    never = fields.Boolean()
+    never = Flag()
 
-    @validates_schema
-    def exactly_one(self, data, **kwargs):
-        given = [k for k in ("after", "on", "never") if data.get(k)]
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def exactly_one(self, data, original, **kwargs):
+        given = [k for k in ("after", "on", "never") if _given(original, k) and original[k] is not False]
         if len(given) != 1:
             raise ValidationError("state exactly one of after (a duration), on (a date) or never: true")
 
 
 class ExtensionSchema(StrictSchema):
-    allowed = fields.Boolean(load_default=False)
-    approval_required = fields.Boolean(load_default=False)
+    allowed = Flag(load_default=False)
+    approval_required = Flag(load_default=False)
     reminder_before = DurationField(load_default=None)
 
 
 class PolicySchema(StrictSchema):
-    id = fields.String(required=True, validate=IDENTIFIER)
-    access_package = fields.String(required=True, validate=IDENTIFIER)
-    name = fields.String(load_default=None)
-    description = fields.String(load_default=None)
-    requestors = fields.Nested(RequestorsSchema, load_default=lambda: {"scope": "all_members", "users": [], "groups": []})
-    requestor_justification_required = fields.Boolean(load_default=False)
-    questions = fields.List(fields.Nested(QuestionSchema), load_default=list)
-    approval = fields.Nested(ApprovalSchema, load_default=lambda: {"required": False, "stages": []})
-    expiration = fields.Nested(ExpirationSchema, load_default=lambda: {"never": True})
-    extension = fields.Nested(ExtensionSchema, load_default=lambda: {"allowed": False, "approval_required": False, "reminder_before": None})
+    id = _id(required=True)
+    access_package = _id(required=True)
+    name = _name()
+    description = _description()
+    requestors = Mapping(RequestorsSchema, load_default=lambda: {"scope": "all_members", "users": [], "groups": []})
+    requestor_justification_required = Flag(load_default=False)
+    questions = ListOf(Mapping(QuestionSchema), load_default=list)
+    approval = Mapping(ApprovalSchema, load_default=lambda: {"required": False, "stages": []})
+    expiration = Mapping(ExpirationSchema, load_default=lambda: {"never": True})
+    extension = Mapping(ExtensionSchema, load_default=lambda: {"allowed": False, "approval_required": False, "reminder_before": None})
 
-    @validates_schema
-    def extension_fits_expiration(self, data, **kwargs):
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def extension_fits_expiration(self, data, original, **kwargs):
         extension = data.get("extension") or {}
-        expiration = data.get("expiration") or {}
-        if extension.get("allowed") and not expiration.get("after"):
+        if not extension.get("allowed"):
+            return
+        expiration = original.get("expiration") if isinstance(original, dict) else None
+        if not _given(expiration, "after"):
             raise ValidationError("extensions need an expiration 'after' a duration (there is no period to add)", "extension")
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def extension_approval_has_stages(self, data, **kwargs):
         extension = data.get("extension") or {}
-        approval = data.get("approval") or {}
-        if extension.get("approval_required") and not (approval.get("required", True) and approval.get("stages")):
+        if not extension.get("approval_required") or "approval" not in data:
+            return
+        approval = data["approval"]
+        if "required" not in approval or "stages" not in approval:  # wrong, and said so already
+            return
+        if not (approval["required"] and approval["stages"]):
             raise ValidationError(
                 "extension.approval_required needs approval stages (approval.required is false or has no stages)", "extension"
             )
@@ -308,15 +443,13 @@ class PolicySchema(StrictSchema):
         return data
 
 
-class TenantSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    users = fields.List(fields.Nested(UserSchema), load_default=list)
-    groups = fields.List(fields.Nested(GroupSchema), load_default=list)
-    catalogs = fields.List(fields.Nested(CatalogSchema), load_default=list)
-    access_packages = fields.List(fields.Nested(AccessPackageSchema), load_default=list)
-    policies = fields.List(fields.Nested(PolicySchema), load_default=list)
+SECTIONS: dict[str, type[Schema]] = {
+    "users": UserSchema,
+    "groups": GroupSchema,
+    "catalogs": CatalogSchema,
+    "access_packages": AccessPackageSchema,
+    "policies": PolicySchema,
+}
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -324,27 +457,30 @@ class TenantSchema(Schema):
 
 def _entry_label(raw: Any, section: str, index: int) -> str:
     label = f"{section}[{index}]"
-    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-        label += f" ({raw['id']})"
+    if isinstance(raw, dict):
+        key = raw.get("id")
+        if isinstance(key, str) and len(key) <= ID_MAX and re.fullmatch(IDENTIFIER.regex, key):
+            label += f" ({key})"
     return label
 
 
 def _flatten(messages: Any, raw: Any, path: str) -> Iterable[str]:
-    """marshmallow's nested error dictionary -> ``users[1] (bob).email: Not a valid email address.``"""
+    """marshmallow's nested error dictionary -> ``users[1] (bob).email: not a valid email address``"""
     if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
         for message in messages:
             yield f"{path}: {_wording(message)}" if path else _wording(message)
         return
     if isinstance(messages, dict):
         for key, value in messages.items():
-            if isinstance(key, int):
-                item = raw[key] if isinstance(raw, list) and key < len(raw) else None
+            if isinstance(key, int) and isinstance(raw, list):
+                item = raw[key] if key < len(raw) else None
                 yield from _flatten(value, item, _entry_label(item, path, key))
             elif key == "_schema":
                 yield from _flatten(value, raw, path)
             else:
                 child = raw.get(key) if isinstance(raw, dict) else None
-                yield from _flatten(value, child, f"{path}.{key}" if path else str(key))
+                name = key if isinstance(key, str) else repr(key)
+                yield from _flatten(value, child, f"{path}.{name}" if path else name)
 
 
 def _wording(message: str) -> str:
@@ -374,6 +510,9 @@ class Tenant:
 
 
 Exists = Callable[[type[ConfigurationItem], str], bool]
+# each section's entries as (label, what loaded): the whole entry when it is valid, the valid part
+# of it when it is not (None when it is not even a mapping)
+Entries = dict[str, list[tuple[str, "dict | None"]]]
 
 
 def validate_tenant(
@@ -384,113 +523,168 @@ def validate_tenant(
     resource_kinds: Iterable[str] = ("group",),
     today: date | None = None,
 ) -> Tenant:
-    """Checks the whole file (shapes, then cross-references) and returns what to store.
+    """Checks the whole file and returns what to store; raises ``TenantFileError`` listing every
+    problem of the file at once: shapes and types, durations, stage rules, references, dates.
 
     ``exists`` answers whether an item is already stored, so a file may refer to items loaded
     from an earlier file. ``today`` (default: today's UTC date) is the day before which an
     expiration ``on`` date has passed."""
-    try:
-        loaded = TenantSchema().load(data)
-    except ValidationError as error:
-        raise TenantFileError(source, list(_flatten(error.messages, data, ""))) from None
-    resource_groups = _resource_groups(loaded)
-    problems = _cross_reference_problems(loaded, exists, set(resource_kinds), resource_groups)
-    problems += _passed_dates(loaded, today or datetime.now(timezone.utc).date())
+    entries, problems = _load_entries(data)
+    resource_groups = _resource_groups(entries)
+    # a section that is not a list at all is said once; references into it are not checked
+    unreadable = {section for section in SECTIONS if section in data and not isinstance(data[section], list)}
+    problems += _cross_reference_problems(entries, exists, set(resource_kinds), resource_groups, unreadable)
+    problems += _passed_dates(entries, today or datetime.now(timezone.utc).date())
     if problems:
         raise TenantFileError(source, problems)
-    return _tenant_items(loaded, resource_groups)
+    return _tenant_items({section: [entry for _, entry in listed] for section, listed in entries.items()}, resource_groups)
 
 
-def _resource_groups(loaded: dict) -> list[str]:
+def _load_entries(data: dict) -> tuple[Entries, list[str]]:
+    """Each entry of each section on its own, so a wrong one hides nothing about the others."""
+    problems: list[str] = []
+    for key in data:
+        if key not in SECTIONS:
+            name = key if isinstance(key, str) else repr(key)
+            problems.append(f"{name}: unknown field (check the spelling against API.md)")
+    entries: Entries = {}
+    for section, schema_class in SECTIONS.items():
+        entries[section] = []
+        raw_entries = data.get(section, [])
+        if not isinstance(raw_entries, list):
+            problems.append(f"{section}: expected a list, got {_shown(raw_entries)}")
+            continue
+        schema = schema_class()
+        for index, raw in enumerate(raw_entries):
+            label = _entry_label(raw, section, index)
+            if not isinstance(raw, dict):
+                problems.append(f"{label}: expected a mapping, got {_shown(raw)}")
+                entries[section].append((label, None))
+                continue
+            try:
+                loaded = schema.load(raw)
+            except ValidationError as error:
+                problems.extend(_flatten(error.messages, raw, label))
+                loaded = error.valid_data if isinstance(error.valid_data, dict) else {}
+            entries[section].append((label, loaded))
+    return entries, problems
+
+
+def _valid(items: Any) -> Iterable[tuple[int, Any]]:
+    """The positions and items of a list that loaded (wrong items are None, and said already)."""
+    if isinstance(items, list):
+        for index, item in enumerate(items):
+            if item is not None:
+                yield index, item
+
+
+def _resource_groups(entries: Entries) -> list[str]:
     """Groups named only as package resources (not declared in ``groups``)."""
-    declared = {g["id"] for g in loaded["groups"]}
-    named = {r["id"] for p in loaded["access_packages"] for r in p["resources"] if r["kind"] == "group"}
+    declared = {g.get("id") for _, g in entries["groups"] if g}
+    named = {
+        r["id"]
+        for _, p in entries["access_packages"]
+        if p
+        for _, r in _valid(p.get("resources"))
+        if r.get("kind") == "group" and r.get("id")
+    }
     return sorted(named - declared)
 
 
-def _passed_dates(loaded: dict, today: date) -> list[str]:
+def _passed_dates(entries: Entries, today: date) -> list[str]:
     problems = []
-    for index, policy in enumerate(loaded["policies"]):
-        on = policy["expiration"].get("on")
+    for label, policy in entries["policies"]:
+        on = ((policy or {}).get("expiration") or {}).get("on")
         if on and date.fromisoformat(on) < today:
-            label = _entry_label(policy, "policies", index)
             problems.append(f"{label}.expiration.on: {on} has passed (today is {today.isoformat()})")
     return problems
 
 
-def _cross_reference_problems(loaded: dict, exists: Exists, kinds: set[str], resource_groups: list[str]) -> list[str]:
+def _cross_reference_problems(
+    entries: Entries, exists: Exists, kinds: set[str], resource_groups: list[str], unreadable: set[str] = frozenset()
+) -> list[str]:
     problems: list[str] = []
-    declared = {section: {} for section in ("users", "groups", "catalogs", "access_packages", "policies")}
+    declared: dict[str, dict[str, str]] = {section: {} for section in SECTIONS}
     for section in declared:
-        for index, entry in enumerate(loaded[section]):
-            label = _entry_label(entry, section, index)
-            if entry["id"] in declared[section]:
-                problems.append(f"{label}.id: {entry['id']!r} is declared twice in {section}")
-            declared[section][entry["id"]] = label
+        for label, entry in entries[section]:
+            key = (entry or {}).get("id")
+            if key is None:
+                continue
+            if key in declared[section]:
+                problems.append(f"{label}.id: {key!r} is declared twice in {section}")
+            declared[section][key] = label
 
     def known(section: str, cls: type[ConfigurationItem], key: str) -> bool:
         return key in declared[section] or exists(cls, key)
 
-    def need(where: str, section: str, cls: type[ConfigurationItem], key: str, what: str) -> None:
+    def need(where: str, section: str, cls: type[ConfigurationItem], key: str | None, what: str) -> None:
+        if key is None or section in unreadable:  # missing or wrong: said already
+            return
         if not known(section, cls, key) and not (section == "groups" and key in resource_groups):
             problems.append(f"{where}: no {what} {key!r} in this file or already loaded")
 
-    for index, user in enumerate(loaded["users"]):
-        label = _entry_label(user, "users", index)
-        if user["manager"]:
-            if user["manager"] == user["id"]:
-                problems.append(f"{label}.manager: a user cannot be their own manager")
-            else:
-                need(f"{label}.manager", "users", User, user["manager"], "user")
-    for index, group in enumerate(loaded["groups"]):
-        label = _entry_label(group, "groups", index)
-        for m, member in enumerate(group["members"]):
+    for label, user in entries["users"]:
+        if not user or not user.get("manager"):
+            continue
+        if user["manager"] == user.get("id"):
+            problems.append(f"{label}.manager: a user cannot be their own manager")
+        else:
+            need(f"{label}.manager", "users", User, user["manager"], "user")
+    for label, group in entries["groups"]:
+        for m, member in _valid((group or {}).get("members")):
             need(f"{label}.members[{m}]", "users", User, member, "user")
-    for index, package in enumerate(loaded["access_packages"]):
-        label = _entry_label(package, "access_packages", index)
-        need(f"{label}.catalog", "catalogs", Catalog, package["catalog"], "catalog")
+    for label, package in entries["access_packages"]:
+        if not package:
+            continue
+        need(f"{label}.catalog", "catalogs", Catalog, package.get("catalog"), "catalog")
         seen_resources: set[str] = set()
-        for r, resource in enumerate(package["resources"]):
-            if resource["kind"] not in kinds:
-                problems.append(
-                    f"{label}.resources[{r}].kind: unknown resource kind {resource['kind']!r} (known: {', '.join(sorted(kinds))})"
-                )
+        for r, resource in _valid(package.get("resources")):
+            kind = resource.get("kind")
+            if kind is not None and kind not in kinds:
+                problems.append(f"{label}.resources[{r}].kind: unknown resource kind {kind!r} (known: {', '.join(sorted(kinds))})")
+            if resource.get("id") is None:
+                continue
             if resource["id"] in seen_resources:
                 problems.append(f"{label}.resources[{r}].id: {resource['id']!r} is listed twice")
             seen_resources.add(resource["id"])
-        for i, other in enumerate(package["incompatible_packages"]):
-            if other == package["id"]:
+        for i, other in _valid(package.get("incompatible_packages")):
+            if other == package.get("id"):
                 problems.append(f"{label}.incompatible_packages[{i}]: a package cannot be incompatible with itself")
             else:
                 need(f"{label}.incompatible_packages[{i}]", "access_packages", AccessPackage, other, "access package")
-        for i, group_id in enumerate(package["incompatible_groups"]):
+        for i, group_id in _valid(package.get("incompatible_groups")):
             need(f"{label}.incompatible_groups[{i}]", "groups", Group, group_id, "group")
 
-    def check_approvers(where: str, approvers: list[dict]) -> None:
-        for a, approver in enumerate(approvers):
+    def check_approvers(where: str, approvers: Any) -> None:
+        for a, approver in _valid(approvers):
             if approver.get("user"):
                 need(f"{where}[{a}].user", "users", User, approver["user"], "user")
             elif approver.get("group"):
                 need(f"{where}[{a}].group", "groups", Group, approver["group"], "group")
 
-    for index, policy in enumerate(loaded["policies"]):
-        label = _entry_label(policy, "policies", index)
-        need(f"{label}.access_package", "access_packages", AccessPackage, policy["access_package"], "access package")
-        for u, user_id in enumerate(policy["requestors"]["users"]):
+    for label, policy in entries["policies"]:
+        if not policy:
+            continue
+        need(f"{label}.access_package", "access_packages", AccessPackage, policy.get("access_package"), "access package")
+        requestors = policy.get("requestors") or {}
+        for u, user_id in _valid(requestors.get("users")):
             need(f"{label}.requestors.users[{u}]", "users", User, user_id, "user")
-        for g, group_id in enumerate(policy["requestors"]["groups"]):
+        for g, group_id in _valid(requestors.get("groups")):
             need(f"{label}.requestors.groups[{g}]", "groups", Group, group_id, "group")
         question_ids: set[str] = set()
-        for q, question in enumerate(policy["questions"]):
+        for q, question in _valid(policy.get("questions")):
+            if question.get("id") is None:
+                continue
             if question["id"] in question_ids:
                 problems.append(f"{label}.questions[{q}].id: {question['id']!r} is asked twice")
             question_ids.add(question["id"])
-        for s, stage in enumerate(policy["approval"]["stages"]):
+        for s, stage in _valid((policy.get("approval") or {}).get("stages")):
             where = f"{label}.approval.stages[{s}]"
-            check_approvers(f"{where}.approvers", stage["approvers"])
-            check_approvers(f"{where}.fallback_approvers", stage["fallback_approvers"])
-            check_approvers(f"{where}.escalation.approvers", stage["escalation"]["approvers"])
-            check_approvers(f"{where}.escalation.fallback_approvers", stage["escalation"]["fallback_approvers"])
+            escalation = stage.get("escalation") or {}
+            check_approvers(f"{where}.approvers", stage.get("approvers"))
+            check_approvers(f"{where}.fallback_approvers", stage.get("fallback_approvers"))
+            check_approvers(f"{where}.escalation.approvers", escalation.get("approvers"))
+            check_approvers(f"{where}.escalation.fallback_approvers", escalation.get("fallback_approvers"))
     return problems
 
 

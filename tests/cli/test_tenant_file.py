@@ -10,7 +10,7 @@ import pytest
 from domain import errors
 from domain.application import EntitlementsApplication
 from domain.clock import ManualClock
-from entitlements.cli import DEMO_TENANT
+from entitlements.cli import DEMO_TENANT, main
 from entitlements.tenant import (
     TenantFileError,
     load_tenant,
@@ -298,4 +298,180 @@ def test_extension_approval_without_approval_stages_is_refused():
     ))
     assert problems_of(data) == [
         "policies[0] (pol).extension: extension.approval_required needs approval stages (approval.required is false or has no stages)"
+    ]
+
+
+# --- one pass over the whole file; types; limits ------------------------------------------------------
+
+SEVERAL_KINDS = """\
+users:
+  - {id: alice, manager: nobody}
+  - {id: bob}
+catalogs:
+  - {id: finance, enabled: "yes"}
+access_packages:
+  - {id: p, catalog: finance, hidden: 1, resources: [{id: share, kind: group}]}
+policies:
+  - id: pol
+    access_package: p
+    approval:
+      required: true
+      stages:
+        - {approvers: [{user: zed}], timeout: two weeks}
+        - {approvers: [{user: bob}], timeout: P14D, reminder: P20D}
+        - {approvers: [{user: bob}], timeout: P14D}
+        - {approvers: [{user: bob}], timeout: P14D}
+    expiration: {on: 2020-01-01}
+"""
+
+
+def test_a_file_with_problems_of_several_kinds_reports_them_all_in_one_run(tmp_path, database, capsys):
+    path = tmp_path / "tenant.yaml"
+    path.write_text(SEVERAL_KINDS, encoding="utf-8")
+
+    assert main(["load", str(path)]) == 1
+
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("  - ")] == [
+        "  - catalogs[0] (finance).enabled: expected true or false, got 'yes'",
+        "  - access_packages[0] (p).hidden: expected true or false, got 1",
+        "  - policies[0] (pol).approval.stages[0].timeout: 'two weeks' is not an ISO 8601 duration such as P14D or PT12H",
+        "  - policies[0] (pol).approval.stages[1].reminder: must come before the timeout (P14D)",
+        "  - policies[0] (pol).approval.stages: an approval that is required has 1 to 3 stages",
+        "  - users[0] (alice).manager: no user 'nobody' in this file or already loaded",
+        "  - policies[0] (pol).approval.stages[0].approvers[0].user: no user 'zed' in this file or already loaded",
+        f"  - policies[0] (pol).expiration.on: 2020-01-01 has passed (today is {datetime.now(timezone.utc).date().isoformat()})",
+    ]
+
+
+def test_references_of_an_entry_are_checked_even_when_one_of_its_fields_has_the_wrong_type():
+    def break_it(d):
+        d["policies"][0]["name"] = 5
+        d["policies"][0]["approval"]["stages"][0]["approvers"].append({"user": "zed"})
+
+    assert problems_of(with_changes(break_it)) == [
+        "policies[0] (pol).name: expected text, got 5",
+        "policies[0] (pol).approval.stages[0].approvers[1].user: no user 'zed' in this file or already loaded",
+    ]
+
+
+def test_stage_rules_are_checked_even_when_another_stage_has_a_wrong_value():
+    def break_it(d):
+        stages = d["policies"][0]["approval"]["stages"]
+        stages.append({"approvers": [{"user": "bob"}], "timeout": "P14D", "reminder": "P20D", "approver_justification_required": "no"})
+
+    assert problems_of(with_changes(break_it)) == [
+        "policies[0] (pol).approval.stages[1].approver_justification_required: expected true or false, got 'no'",
+        "policies[0] (pol).approval.stages[1].reminder: must come before the timeout (P14D)",
+    ]
+
+
+def test_a_wrong_duration_adds_no_rule_of_its_own_about_the_field():
+    data = with_changes(lambda d: d["policies"][0].update(expiration={"after": "P1Y"}, extension={"allowed": True}))
+    assert problems_of(data) == [
+        "policies[0] (pol).expiration.after: 'P1Y' uses years or months; state it in weeks, days or hours (e.g. P365D)"
+    ]
+
+
+def test_text_for_a_flag_is_refused_naming_the_field():
+    data = with_changes(lambda d: d["catalogs"][0].update(id="finance", enabled="yes"))
+    data["access_packages"][0]["catalog"] = "finance"
+    assert problems_of(data) == ["catalogs[0] (finance).enabled: expected true or false, got 'yes'"]
+
+
+def test_a_number_for_a_flag_is_refused_naming_the_field():
+    data = with_changes(lambda d: d["access_packages"][0].update(hidden=1))
+    assert problems_of(data) == ["access_packages[0] (p).hidden: expected true or false, got 1"]
+
+
+def test_a_number_where_text_is_expected_is_refused_naming_the_field():
+    data = parse_tenant_text("users: [{id: alice, display_name: 2024}]\n")
+    assert problems_of(data) == ["users[0] (alice).display_name: expected text, got 2024"]
+
+
+def test_a_number_as_an_answer_choice_is_refused_naming_the_choice():
+    data = parse_tenant_text(
+        "catalogs: [{id: c}]\naccess_packages: [{id: p, catalog: c}]\n"
+        "policies: [{id: pol, access_package: p, questions: [{id: q, text: 'Which?', choices: [CC1, 200]}]}]\n"
+    )
+    assert problems_of(data) == ["policies[0] (pol).questions[0] (q).choices[1]: expected text, got 200"]
+
+
+def test_a_list_where_a_mapping_is_expected_is_refused_naming_the_field():
+    data = with_changes(lambda d: d["policies"][0].update(requestors=["all_members"]))
+    assert problems_of(data) == ["policies[0] (pol).requestors: expected a mapping, got ['all_members']"]
+
+
+def test_a_mapping_where_a_list_is_expected_is_refused_naming_the_field():
+    data = with_changes(lambda d: d["policies"][0]["approval"].update(stages={"approvers": [{"user": "bob"}], "timeout": "P14D"}))
+    [problem] = problems_of(data)
+    assert problem.startswith("policies[0] (pol).approval.stages: expected a list, got {'approvers': ")
+
+
+def test_a_single_name_where_a_list_is_expected_is_refused_naming_the_field():
+    data = with_changes(lambda d: d.update(groups=[{"id": "g", "members": "alice"}]))
+    assert problems_of(data) == ["groups[0] (g).members: expected a list, got 'alice'"]
+
+
+def test_an_entry_that_is_not_a_mapping_is_refused_naming_its_place():
+    data = with_changes(lambda d: d["users"].append("carol"))
+    assert problems_of(data) == ["users[2]: expected a mapping, got 'carol'"]
+
+
+def test_a_section_that_is_not_a_list_is_reported_once_without_its_references():
+    data = with_changes(lambda d: d.update(users={"alice": {}, "bob": {}}))
+    [problem] = problems_of(data)
+    assert problem.startswith("users: expected a list, got {'alice': {}")
+
+
+def test_a_number_for_a_duration_is_refused_naming_the_field():
+    data = with_changes(lambda d: d["policies"][0]["approval"]["stages"][0].update(timeout=14))
+    assert problems_of(data) == [
+        "policies[0] (pol).approval.stages[0].timeout: expected an ISO 8601 duration such as P14D, got 14"
+    ]
+
+
+def test_null_for_a_required_id_is_refused_naming_the_field():
+    data = with_changes(lambda d: d["access_packages"][0].update(catalog=None))
+    assert problems_of(data) == ["access_packages[0] (p).catalog: expected text, got null"]
+
+
+def test_an_id_of_more_than_200_characters_is_refused():
+    data = with_changes(lambda d: d["users"].append({"id": "u" * 201}))
+    assert problems_of(data) == ["users[2].id: at most 200 characters (this one has 201)"]
+
+
+def test_an_id_of_200_characters_is_accepted():
+    validate_tenant(with_changes(lambda d: d["users"].append({"id": "u" * 200})))
+
+
+def test_a_display_name_of_more_than_500_characters_is_refused():
+    data = with_changes(lambda d: d["users"][0].update(display_name="A" * 501))
+    assert problems_of(data) == ["users[0] (alice).display_name: at most 500 characters (this one has 501)"]
+
+
+def test_a_question_of_more_than_1000_characters_is_refused():
+    data = with_changes(lambda d: d["policies"][0].update(questions=[{"id": "q", "text": "?" * 1001}]))
+    assert problems_of(data) == ["policies[0] (pol).questions[0] (q).text: at most 1,000 characters (this one has 1,001)"]
+
+
+def test_a_description_of_more_than_4000_characters_is_refused():
+    data = with_changes(lambda d: d["access_packages"][0].update(description="d" * 4001))
+    assert problems_of(data) == ["access_packages[0] (p).description: at most 4,000 characters (this one has 4,001)"]
+
+
+def test_a_description_of_4000_characters_is_accepted():
+    validate_tenant(with_changes(lambda d: d["access_packages"][0].update(description="d" * 4000)))
+
+
+def test_text_with_a_nul_character_is_refused():
+    data = with_changes(lambda d: d["catalogs"][0].update(name="Fin\x00ance"))
+    assert problems_of(data) == ["catalogs[0] (c).name: must not contain the NUL character (\\u0000)"]
+
+
+def test_text_that_is_not_valid_unicode_is_refused(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text('{"catalogs": [{"id": "c", "name": "Fin\\ud800ance"}]}', encoding="utf-8")
+    assert problems_of(read_tenant_file(path)) == [
+        "catalogs[0] (c).name: is not valid Unicode (it holds an unpaired surrogate such as \\ud800)"
     ]
