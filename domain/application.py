@@ -376,6 +376,8 @@ class EntitlementsApplication(Application):
             if assignment.end is None:
                 raise errors.ExtensionNotAllowed("this access never ends; there is nothing to extend")
             extended_end(policy.expiration, assignment.end)  # raises where the policy cannot extend
+            assignment.check_no_pending_extension()
+            policy.check_extension_window(assignment.end, now)
             package = self.access_package(assignment.access_package_id)
             stages = []
             if policy.extension.get("approval_required", False):

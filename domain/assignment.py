@@ -218,6 +218,15 @@ class Assignment(Aggregate):
                 request_id=self.open_request_id,
             )
 
+    def check_no_pending_extension(self) -> None:
+        """One open extension at a time: an extension waiting for approval blocks another."""
+        if self.open_request_id is not None:
+            raise errors.ExtensionAlreadyRequested(
+                "an extension of this access is already waiting for approval; "
+                "wait for its decision (or cancel it) before asking again",
+                request_id=self.open_request_id,
+            )
+
     def open_request(self, *, request_id: str, request_type: str, actor: str, now: datetime) -> None:
         self.check_no_open_request()
         self.trigger_event(self.RequestOpened, request_id=request_id, request_type=request_type, actor=actor, timestamp=now)

@@ -116,6 +116,28 @@ class AssignmentPolicy(ConfigurationItem):
     def extension_allowed(self) -> bool:
         return bool(self.extension.get("allowed", False))
 
+    @property
+    def extension_window(self) -> timedelta | None:
+        """How long before the end of access an extension may be asked for: the extension's
+        ``reminder_before`` (when the user is reminded), else one period of ``expiration.after``
+        (so one extension at most per period); ``None``: any time while access lasts."""
+        before = self.extension.get("reminder_before") or self.expiration.get("after")
+        return parse_duration(before) if before else None
+
+    def check_extension_window(self, end: datetime, now: datetime) -> None:
+        """An extension is asked for only within :attr:`extension_window` before ``end``."""
+        window = self.extension_window
+        if window is None:
+            return
+        opens_at = end - window
+        if now < opens_at:
+            raise errors.ExtensionTooEarly(
+                f"it is too early to extend this access: it ends on {_when(end)}, and an extension can be "
+                f"asked for only in its last {_span(window)}, from {_when(opens_at)}",
+                end=end.isoformat(),
+                extension_opens_at=opens_at.isoformat(),
+            )
+
 
 def access_end(expiration: dict, start: datetime, requested_end: datetime | None) -> datetime | None:
     """When access granted at ``start`` ends: the policy's limit, or the requested end if earlier."""
@@ -132,13 +154,24 @@ def access_end(expiration: dict, start: datetime, requested_end: datetime | None
 
 
 def extended_end(expiration: dict, current_end: datetime | None) -> datetime | None:
-    """The new end of access after an approved extension: one more period of ``expiration.after``."""
+    """The new end of access after an approved extension: one more period of ``expiration.after``;
+    under a fixed end date (``expiration.on``) up to that date and never past it."""
     if current_end is None:
         return None
     if expiration.get("after"):
         return current_end + parse_duration(expiration["after"])
+    if expiration.get("on"):
+        fixed_end = end_of_day(expiration["on"])
+        if current_end >= fixed_end:
+            raise errors.ExtensionPastFixedEnd(
+                f"this access already lasts until the policy's end date, {_day(expiration['on'])}; "
+                "it cannot be extended past that date",
+                fixed_end=fixed_end.isoformat(),
+                end=current_end.isoformat(),
+            )
+        return fixed_end
     raise errors.ExtensionNotAllowed(
-        "access that ends on a fixed date (or never) cannot be extended", expiration=expiration
+        "the policy gives access no period to add, so this access cannot be extended", expiration=expiration
     )
 
 
@@ -147,3 +180,21 @@ def end_of_day(day: str | date) -> datetime:
     if isinstance(day, str):
         day = date.fromisoformat(day)
     return datetime.combine(day, time(0, 0), tzinfo=timezone.utc) + timedelta(days=1)
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _day(day: str | date) -> str:
+    return day if isinstance(day, str) else day.isoformat()
+
+
+def _span(duration: timedelta) -> str:
+    """``7 days``, ``1 day 12 hours``, ``12 hours``."""
+    hours, rest = divmod(int(duration.total_seconds()), 3600)
+    days, hours = divmod(hours, 24)
+    parts = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in ((days, "day"), (hours, "hour")) if n]
+    if not parts:
+        parts = [f"{rest // 60 or 1} minute{'' if rest // 60 == 1 else 's'}"]
+    return " ".join(parts)

@@ -237,3 +237,18 @@ class InvalidSchedule(InvalidInput):
 
 class InvalidDecision(InvalidInput):
     pass
+
+
+# --- extensions (appended) -------------------------------------------------------------------
+
+
+class ExtensionTooEarly(RuleViolation):
+    """An extension is asked for only within the policy's window before the end of access."""
+
+
+class ExtensionAlreadyRequested(OpenRequestExists):
+    """An extension of this access is already waiting for approval: one open extension at a time."""
+
+
+class ExtensionPastFixedEnd(ExtensionNotAllowed):
+    """An extension would move the end of access past the policy's fixed end date."""

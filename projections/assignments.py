@@ -1,5 +1,6 @@
 """The assignments read model: a user's access (``GET /me/assignments``): package, state, start,
-end, and the request that granted it."""
+end, the request that granted it, and its latest extension (an item keeps the same size however
+often access is extended)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ TABLE = "assignment_views"
 
 
 def assignment_item(assignment: dict, package_name: str) -> dict[str, Any]:
+    extensions = assignment["grants"][1:]  # the approved extensions of the current grant period
     return {
         "id": assignment["id"],
         "user_id": assignment["user_id"],
@@ -24,7 +26,9 @@ def assignment_item(assignment: dict, package_name: str) -> dict[str, Any]:
         "start": assignment["start"],
         "end": assignment["end"],
         "request_id": assignment["request_id"],
-        "extension_request_ids": assignment["grants"][1:],
+        # bounded however often access was extended: the latest extension and how many there were
+        "last_extension_request_id": extensions[-1] if extensions else None,
+        "extension_count": len(extensions),
         "granted_at": assignment["granted_at"],
         "ended_at": assignment["ended_at"],
         "extension_allowed": bool((assignment.get("extension") or {}).get("allowed")),

@@ -34,7 +34,7 @@ EXPECTED = {
     "POST /requests/{id}/revoke":     (403,      403,   200,  200,  403,   403,    403),  # both stages approved it
     "GET /me/requests":               (200,      200,   200,  200,  200,   200,    200),
     "GET /me/assignments":            (200,      200,   200,  200,  200,   200,    200),
-    "POST /assignments/{id}/extend":  (403,      200,   403,  403,  403,   403,    403),
+    "POST /assignments/{id}/extend":  (403,      201,   403,  403,  403,   403,    403),
     "GET /approvals/pending":         (200,      200,   200,  200,  200,   200,    200),
     "GET /approvals/history":         (200,      200,   200,  200,  200,   200,    200),
     "GET /notifications":             (403,      403,   403,  403,  403,   200,    200),

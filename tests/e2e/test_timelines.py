@@ -187,8 +187,9 @@ def test_access_is_extended_by_an_approved_extension_then_ends_with_email_20(tim
     assert timeline.emails() == [(19, "rita")]
 
     response = api.post("rita", f"/assignments/{access['id']}/extend", {"justification": "one more month"})
-    assert response.status_code == 200, response.json
+    assert response.status_code == 201, response.json
     extension_id = response.json["id"]
+    assert response.headers["Location"] == f"/api/v1/requests/{extension_id}"
     assert response.json["state"] == "pending_approval"
     assert timeline.emails() == [(2, "amy"), (2, "bob")]
     assert timeline.pending("amy") == [extension_id]
@@ -213,6 +214,27 @@ def test_access_is_extended_by_an_approved_extension_then_ends_with_email_20(tim
     refused = api.post("rita", f"/assignments/{access['id']}/extend", {"justification": "too late"})
     assert refused.status_code == 409
     assert refused.json["error"]["code"] == "access_not_active"
+
+
+def test_an_extension_is_asked_for_only_from_reminder_before_the_end_and_one_at_a_time(timeline, api):
+    request_id = timeline.submit("wiki")
+    timeline.decide("amy", request_id)
+    access = timeline.access("wiki")
+    end = moment(access["end"])
+    timeline.move_to(end - 7 * DAY - MINUTE)
+
+    early = api.post("rita", f"/assignments/{access['id']}/extend", {"justification": "early"})
+    assert (early.status_code, early.json["error"]["code"]) == (422, "extension_too_early")
+
+    timeline.move_to(end - 7 * DAY)
+    pending = api.post("rita", f"/assignments/{access['id']}/extend", {"justification": "one more month"})
+    assert pending.status_code == 201, pending.json
+    again = api.post("rita", f"/assignments/{access['id']}/extend", {"justification": "and again"})
+    assert again.status_code == 409
+    assert again.json["error"]["code"] == "extension_already_requested"
+    assert again.json["error"]["details"]["request_id"] == pending.json["id"]
+    assert "already waiting for approval" in again.json["error"]["message"]
+    assert timeline.pending("amy") == [pending.json["id"]]
 
 
 def test_access_without_extension_ends_at_its_end_with_email_20_and_no_reminder(timeline):

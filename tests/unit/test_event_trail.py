@@ -136,8 +136,9 @@ def test_retried_delivery_records_resource_delivered_and_delivered(pending, appr
     assert recorded_by(lambda: app.deliver(assignment_id), assignment_id) == [["ResourceDelivered", "Delivered"]]
 
 
-def test_extension_records_extended(granted, app, recorded_by):
+def test_extension_records_extended(granted, app, clock, recorded_by):
     assignment_id = granted()
+    clock.advance(25 * DAY)  # within the last 7 days of the 30 days granted, when it may be extended
 
     def extend():
         app.request_extension(user_id="alice", assignment_id=assignment_id)

@@ -9,6 +9,7 @@ import pytest
 
 from tests.unit.builders import START, WITH_WEBHOOK
 from domain import errors
+from domain.assignment_policy import end_of_day
 
 DAY = timedelta(days=1)
 END = START + 30 * DAY  # the standard policy grants 30 days from approval (at START)
@@ -141,6 +142,7 @@ def test_approved_extension_moves_the_end(granted, app, clock):
 
 def test_extended_access_does_not_expire_at_its_old_end(granted, app, clock):
     assignment_id = granted()
+    clock.set(END - 5 * DAY)
     extend(app, assignment_id)
     clock.set(END)
 
@@ -164,11 +166,108 @@ def test_extension_is_refused_where_the_policy_allows_none(granted, app):
         extend(app, assignment_id)
 
 
-def test_access_ending_on_a_fixed_date_cannot_be_extended(granted, app):
+def test_access_lasting_until_the_policys_fixed_end_date_cannot_be_extended(granted, app):
     assignment_id = granted(policy={"expiration": {"on": "2026-06-30"}})
 
-    with pytest.raises(errors.ExtensionNotAllowed):
+    with pytest.raises(errors.ExtensionPastFixedEnd) as refused:
         extend(app, assignment_id)
+
+    assert isinstance(refused.value, errors.ExtensionNotAllowed)
+    assert "2026-06-30" in refused.value.message
+
+
+def test_extension_under_a_fixed_end_date_moves_the_end_up_to_that_date_and_not_past_it(tenant, submit, approve, app, clock):
+    tenant(policy={"expiration": {"on": "2026-06-30"}})
+    approve(submit(end=START + 30 * DAY).id)
+    assignment_id = app.find_assignment("alice", "pkg").id
+    clock.set(END - 5 * DAY)
+
+    extend(app, assignment_id)
+
+    assert app.assignment(assignment_id).end == end_of_day("2026-06-30")
+    clock.set(end_of_day("2026-06-30") - 5 * DAY)
+    with pytest.raises(errors.ExtensionPastFixedEnd):
+        extend(app, assignment_id)
+
+
+def test_extension_asked_for_before_the_reminder_window_is_too_early(granted, app, clock):
+    assignment_id = granted()  # reminded (and extendable) 7 days before the end
+    clock.set(END - 7 * DAY - timedelta(seconds=1))
+
+    with pytest.raises(errors.ExtensionTooEarly) as refused:
+        extend(app, assignment_id)
+
+    assert refused.value.details["extension_opens_at"] == (END - 7 * DAY).isoformat()
+    assert app.assignment(assignment_id).end == END
+
+
+def test_too_early_extension_says_in_words_from_when_it_can_be_asked_for(granted, app):
+    assignment_id = granted()
+
+    with pytest.raises(errors.ExtensionTooEarly) as refused:
+        extend(app, assignment_id)
+
+    assert refused.value.message == (
+        "it is too early to extend this access: it ends on 2026-01-31 00:00 UTC, and an extension can be "
+        "asked for only in its last 7 days, from 2026-01-24 00:00 UTC"
+    )
+
+
+def test_extension_may_be_asked_for_from_reminder_before_the_end(granted, app, clock):
+    assignment_id = granted()
+    clock.set(END - 7 * DAY)
+
+    assert extend(app, assignment_id).state == "access_extended"
+
+
+def test_a_second_extension_right_after_an_approved_one_is_too_early(granted, app, clock):
+    assignment_id = granted()
+    clock.set(END - 5 * DAY)
+    extend(app, assignment_id)
+
+    with pytest.raises(errors.ExtensionTooEarly):
+        extend(app, assignment_id)
+    assert app.assignment(assignment_id).end == END + 30 * DAY
+
+
+def test_access_can_be_extended_again_within_the_window_before_its_new_end(granted, app, clock):
+    assignment_id = granted()
+    clock.set(END - 5 * DAY)
+    extend(app, assignment_id)
+    clock.set(END + 30 * DAY - 7 * DAY)
+
+    extend(app, assignment_id)
+
+    assert app.assignment(assignment_id).end == END + 60 * DAY
+
+
+def test_without_reminder_before_an_extension_may_be_asked_for_in_the_last_period_of_access(granted, app):
+    assignment_id = granted(policy={"extension": {"allowed": True, "approval_required": False}})
+
+    assert extend(app, assignment_id).state == "access_extended"  # at once: within the last 30 days
+    with pytest.raises(errors.ExtensionTooEarly):
+        extend(app, assignment_id)
+
+
+def test_a_pending_extension_blocks_another(granted, app, clock):
+    assignment_id = granted(policy=EXTENSION_NEEDS_APPROVAL)
+    clock.set(END - 5 * DAY)
+    pending = extend(app, assignment_id)
+
+    with pytest.raises(errors.ExtensionAlreadyRequested) as refused:
+        extend(app, assignment_id)
+
+    assert isinstance(refused.value, errors.OpenRequestExists)
+    assert refused.value.details["request_id"] == pending.id
+
+
+def test_an_extension_may_be_asked_for_again_once_the_pending_one_was_denied(granted, app, clock):
+    assignment_id = granted(policy=EXTENSION_NEEDS_APPROVAL)
+    clock.set(END - 5 * DAY)
+    denied = extend(app, assignment_id)
+    app.decide(request_id=denied.id, approver_id="carol", decision="deny", reason="not yet")
+
+    assert extend(app, assignment_id).state == "pending_approval"
 
 
 def test_only_the_holder_may_ask_to_extend(granted, app):
@@ -211,9 +310,10 @@ def test_pending_extension_is_withdrawn_when_an_administrator_removes_access(gra
     assert app.assignment(assignment_id).open_request_id is None
 
 
-def test_failed_resource_can_still_be_retried_after_an_extension(granted, app):
+def test_failed_resource_can_still_be_retried_after_an_extension(granted, app, clock):
     assignment_id = granted(package=WITH_WEBHOOK)
     assert app.assignment(assignment_id).state == "partially_delivered"
+    clock.set(END - 5 * DAY)
     extend(app, assignment_id)
 
     app.deliver(assignment_id)

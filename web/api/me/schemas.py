@@ -24,7 +24,12 @@ class AssignmentSchema(ma.Schema):
     start = ma.fields.String(required=True, allow_none=True, metadata=TIMESTAMP)
     end = ma.fields.String(required=True, allow_none=True, metadata={**TIMESTAMP, "description": "null: never ends"})
     request_id = ma.fields.String(required=True, allow_none=True, metadata={"description": "the request that granted it"})
-    extension_request_ids = ma.fields.List(ma.fields.String())
+    last_extension_request_id = ma.fields.String(
+        allow_none=True, metadata={"description": "the latest approved extension of this access; null: none"}
+    )
+    extension_count = ma.fields.Integer(
+        metadata={"description": "how many approved extensions this access has had since it was granted"}
+    )
     granted_at = ma.fields.String(allow_none=True, metadata=TIMESTAMP)
     ended_at = ma.fields.String(allow_none=True, metadata=TIMESTAMP)
     extension_allowed = ma.fields.Boolean()
