@@ -1,9 +1,13 @@
 """Delivers the outbox over SMTP, each email once, with retries on temporary failures.
 
-An email is claimed (status ``sending``, with a lease) in one transaction, handed to the SMTP server,
-then marked ``sent`` in another. If the process dies between the server's acceptance and the mark,
-the lease runs out and that email is sent again, with the same Message-ID, so that mail systems can
-recognise the duplicate: at most the emails of one interrupted batch, never a whole replay.
+The sender reads a batch of due emails without claiming them, then takes them one at a time: just
+before an email is handed to the SMTP server it is marked in flight (status ``sending``, with a
+lease of its own, the attempt counted) by one small UPDATE that only succeeds while the email is
+still due and unchanged, so that two senders never both take it. Once the server answered, the
+email is marked ``sent`` (or back to ``pending`` / ``failed``). If the process dies, the emails of
+its batch that it had not reached are still due and go out on the next round; only the one in
+flight waits for its lease, then is sent again with the same Message-ID, so that mail systems can
+recognise the duplicate, and with its attempts counting both tries.
 
 Temporary failures (4xx replies, a server that cannot be reached or hangs up) are retried with
 exponential backoff up to ``max_attempts``; permanent ones (5xx replies, no address) fail at once.
@@ -33,7 +37,7 @@ BATCH = 50
 MAX_ATTEMPTS = 8
 FIRST_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=1)
-LEASE = timedelta(minutes=5)  # a claimed email not marked by then is sent again
+LEASE = timedelta(minutes=5)  # an email in flight (handed to SMTP) not marked by then is sent again
 
 
 @dataclass(frozen=True)
@@ -161,35 +165,25 @@ class Sender:
         """Sends every email due now, in batches; returns what happened."""
         report = SendReport()
         while True:
-            claimed = self._claim()
-            if not claimed:
-                return report
-            self._deliver(claimed, report)
-            if len(claimed) < self.batch:
+            due = self._due()
+            if not due or not self._deliver(due, report) or len(due) < self.batch:
                 return report
 
-    def _claim(self) -> list[tuple]:
-        now = self.clock.now()
-        with self.store.transaction() as tx:
-            lock = " FOR UPDATE SKIP LOCKED" if tx.backend == "postgresql" else ""
-            rows = tx.fetchall(
+    def _due(self) -> list[tuple]:
+        """The next emails due, read without claiming them (each is claimed when it is its turn)."""
+        with self.store.transaction(write=False) as tx:
+            return tx.fetchall(
                 f"SELECT id, to_address, subject, text_body, html_body, message_id, attempts, number FROM {OUTBOX}"
                 f" WHERE status IN (?, ?) AND next_attempt_at <= ? ORDER BY next_attempt_at, position, seq"
-                f" LIMIT {int(self.batch)}{lock}",
-                (PENDING, SENDING, fixed(now)),
+                f" LIMIT {int(self.batch)}",
+                (PENDING, SENDING, fixed(self.clock.now())),
             )
-            if rows:
-                ids = [row[0] for row in rows]
-                tx.execute(
-                    f"UPDATE {OUTBOX} SET status = ?, next_attempt_at = ? WHERE id IN {tx.in_list(ids)}",
-                    (SENDING, fixed(now + self.lease), *ids),
-                )
-        return rows
 
-    def _deliver(self, claimed: list[tuple], report: SendReport) -> None:
+    def _deliver(self, due: list[tuple], report: SendReport) -> bool:
+        """Sends ``due`` one by one; False when the server cannot be reached (the round ends)."""
         connection: smtplib.SMTP | None = None
         try:
-            for index, (email_id, address, subject, text, html, message_id, attempts, number) in enumerate(claimed):
+            for index, (email_id, address, subject, text, html, message_id, attempts, number) in enumerate(due):
                 if connection is None and address:
                     try:
                         connection = self.server.connect()
@@ -197,8 +191,15 @@ class Sender:
                         # not the emails' fault: they all wait for the next round, no attempt counted
                         reason = f"cannot connect to {self.server.host}:{self.server.port}: {classify(error)}"
                         log.error("%s", reason)
-                        self._release([row[0] for row in claimed[index:]], reason)
-                        return
+                        self._release([row[0] for row in due[index:]], reason)
+                        return False
+                if attempts >= self.max_attempts:  # in flight that often: each try ended the sender
+                    stopped = PermanentFailure(f"the sender stopped while handing it to the server {attempts} times")
+                    self._failed(email_id, attempts, stopped, report)
+                    continue
+                if not self._in_flight(email_id, attempts):
+                    continue  # another sender took it, or it is no longer due
+                attempts += 1
                 try:
                     if not address:
                         raise PermanentFailure("no email address")
@@ -206,22 +207,36 @@ class Sender:
                     connection.send_message(message, from_addr=self.mail_from, to_addrs=[address])
                 except Exception as error:  # noqa: BLE001 - every failure is recorded on the email
                     failure = error if isinstance(error, (TemporaryFailure, PermanentFailure)) else classify(error)
-                    self._failed(email_id, attempts + 1, failure, report)
+                    self._failed(email_id, attempts, failure, report)
                     if connection is not None and connection_lost(error):
                         connection.close()
                         connection = None
                     if connection is None and isinstance(failure, TemporaryFailure):
                         # the server cannot be reached: leave the rest of the batch for the next round
-                        self._release([row[0] for row in claimed[index + 1 :]], str(failure))
-                        return
+                        self._release([row[0] for row in due[index + 1 :]], str(failure))
+                        return False
                     continue
-                self._sent(email_id, attempts + 1, report)
+                self._sent(email_id, report)
+            return True
         finally:
             if connection is not None:
                 try:
                     connection.quit()
                 except (smtplib.SMTPException, OSError):
                     connection.close()
+
+    def _in_flight(self, email_id: str, attempts: int) -> bool:
+        """Claims one email just before it is handed to the server: ``sending`` with a lease of its
+        own and the attempt counted, only if it is still due with the ``attempts`` read (so two
+        senders never both take it). One small UPDATE; True when this sender has it."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            claimed = tx.fetchall(
+                f"UPDATE {OUTBOX} SET status = ?, attempts = ?, next_attempt_at = ?"
+                f" WHERE id = ? AND attempts = ? AND status IN (?, ?) AND next_attempt_at <= ? RETURNING id",
+                (SENDING, attempts + 1, fixed(now + self.lease), email_id, attempts, PENDING, SENDING, fixed(now)),
+            )
+        return bool(claimed)
 
     def _message(self, address: str, subject: str, text: str, html: str, message_id: str, number: int) -> EmailMessage:
         message = EmailMessage()
@@ -235,11 +250,11 @@ class Sender:
         message.add_alternative(html, subtype="html")
         return message
 
-    def _sent(self, email_id: str, attempts: int, report: SendReport) -> None:
-        with self.store.transaction() as tx:
+    def _sent(self, email_id: str, report: SendReport) -> None:
+        with self.store.transaction() as tx:  # the attempt was counted when it went in flight
             tx.execute(
-                f"UPDATE {OUTBOX} SET status = ?, attempts = ?, sent_at = ?, last_error = NULL WHERE id = ?",
-                (SENT, attempts, fixed(self.clock.now()), email_id),
+                f"UPDATE {OUTBOX} SET status = ?, sent_at = ?, last_error = NULL WHERE id = ?",
+                (SENT, fixed(self.clock.now()), email_id),
             )
         report.sent += 1
 
@@ -248,13 +263,15 @@ class Sender:
         give_up = isinstance(failure, PermanentFailure) or attempts >= self.max_attempts
         with self.store.transaction() as tx:
             tx.execute(
-                f"UPDATE {OUTBOX} SET status = ?, attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                f"UPDATE {OUTBOX} SET status = ?, next_attempt_at = ?, last_error = ?"
+                " WHERE id = ? AND status = ? AND attempts = ?",  # still this sender's claim
                 (
                     FAILED if give_up else PENDING,
-                    attempts,
                     fixed(now if give_up else now + self.delay(attempts)),
                     str(failure),
                     email_id,
+                    SENDING,
+                    attempts,
                 ),
             )
         if give_up:
@@ -264,13 +281,16 @@ class Sender:
             report.retried += 1
 
     def _release(self, ids: list[str], reason: str) -> None:
-        """Puts claimed emails back for a later round, without counting an attempt."""
+        """Puts due emails off to a later round, without counting an attempt (not those another
+        sender has in flight meanwhile)."""
         if not ids:
             return
+        now = self.clock.now()
         with self.store.transaction() as tx:
             tx.execute(
-                f"UPDATE {OUTBOX} SET status = ?, next_attempt_at = ?, last_error = ? WHERE id IN {tx.in_list(ids)}",
-                (PENDING, fixed(self.clock.now() + self.first_delay), reason, *ids),
+                f"UPDATE {OUTBOX} SET status = ?, next_attempt_at = ?, last_error = ?"
+                f" WHERE id IN {tx.in_list(ids)} AND status IN (?, ?) AND next_attempt_at <= ?",
+                (PENDING, fixed(now + self.first_delay), reason, *ids, PENDING, SENDING, fixed(now)),
             )
 
     # --- following ---------------------------------------------------------------------------

@@ -267,6 +267,22 @@ def test_an_email_interrupted_before_it_was_marked_sent_is_sent_again_with_the_s
     assert len(ids) == 3 and ids[0] == ids[2] and ids[1] != ids[0]
 
 
+def test_an_email_whose_every_try_ends_the_sender_fails_after_the_last_attempt(app, services, mailbox, clock, monkeypatch):
+    submit(app, "wiki")  # two emails: to amy and to bob
+    outbox(services)
+    for _ in range(6):  # each round hands one email to the server, then the sender dies
+        crashing = sender(services, max_attempts=3, batch=1)
+        monkeypatch.setattr(crashing, "_sent", lambda *args: (_ for _ in ()).throw(SystemExit("killed")))
+        with pytest.raises(SystemExit):
+            crashing.send_due()
+        clock.advance(timedelta(minutes=5))
+    report = sender(services, max_attempts=3).send_due()
+    assert (report.sent, report.failed, len(mailbox.messages)) == (0, 2, 6)
+    for email in outbox(services):
+        assert (email["status"], email["attempts"]) == ("failed", 3)
+        assert "stopped while handing it to the server 3 times" in email["last_error"]
+
+
 def test_rebuilding_the_notifier_adds_no_email_and_sends_none_again(app, services, mailbox, clock):
     request = submit(app, "vault-escalating")
     clock.advance(timedelta(days=3))
