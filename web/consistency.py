@@ -50,7 +50,8 @@ class MinPositionHeaderSchema(ma.Schema):
 
 def at_least(min_position: int | None, read_model: str) -> int:
     """Makes sure ``read_model`` (the one the answer is read from) has processed ``min_position``;
-    answers its position. 503 ``read_model_failed`` at once when it, or a read model it derives
+    answers its position. 400 ``position_beyond_head`` for a position no write has answered yet;
+    503 ``read_model_failed`` at once when it, or a read model it derives
     from, is stuck on an event before that position; 503 ``read_models_behind`` when it does not
     get there in time."""
     context = web_context()
@@ -58,6 +59,15 @@ def at_least(min_position: int | None, read_model: str) -> int:
     position = read_models.positions()[read_model]
     if min_position is None or position >= min_position:
         return position
+    head = read_models.head()
+    if min_position > head:
+        raise ApiError(
+            400,
+            "position_beyond_head",
+            f"{MIN_POSITION_HEADER}: {min_position} is past the last position of the event log ({head}): "
+            "send a position a write answered",
+            {"fields": {MIN_POSITION_HEADER: [f"at most {head}, the head of the log"]}, "head": head, "wanted": min_position},
+        )
     if context.project_inline:
         read_models.catch_up()
     else:

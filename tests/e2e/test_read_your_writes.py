@@ -30,16 +30,6 @@ def test_min_position_that_is_not_a_non_negative_integer_is_400(api):
         assert list(response.json["error"]["details"]["fields"]) == ["X-Min-Position"]
 
 
-def test_min_position_beyond_the_log_is_503_read_models_behind(api, services):
-    wanted = services.read_models.head() + 100
-
-    response = api.get("requester", "/me/requests", at=wanted)
-
-    assert response.status_code == 503
-    assert response.json["error"]["code"] == "read_models_behind"
-    assert response.json["error"]["details"]["wanted"] == wanted
-
-
 def test_without_inline_projection_a_read_waits_for_the_projector_then_gives_up(api, services):
     client = create_app(services, config={"READ_WAIT_SECONDS": 0.05}).test_client()
     receipt = api.submit("requester", "dual-1")  # nothing projects it: no projector runs
@@ -59,3 +49,15 @@ def test_without_inline_projection_a_read_sees_what_the_projector_processed(api,
     response = client.get("/api/v1/me/requests", headers={**api.headers("requester"), "X-Min-Position": str(receipt["position"])})
 
     assert [item["request_id"] for item in response.json["items"]] == [receipt["id"]]
+
+
+def test_a_position_beyond_the_head_of_the_log_is_refused_naming_the_head(api, services):
+    head = services.read_models.head()
+
+    response = api.get("requester", "/me/requests", at=head + 1000)
+
+    assert response.status_code == 400
+    error = response.json["error"]
+    assert error["code"] == "position_beyond_head"
+    assert (error["details"]["head"], error["details"]["wanted"]) == (head, head + 1000)
+    assert "X-Min-Position" in error["details"]["fields"]
