@@ -9,7 +9,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
-from domain import errors
+from domain import errors, limits
 from domain.durations import parse_duration
 
 USER_ADD = "user_add"
@@ -225,6 +225,7 @@ class AccessRequest(Aggregate):
     ) -> "AccessRequest":
         if request_type not in REQUEST_TYPES:
             raise errors.InvalidInput(f"unknown request type {request_type!r}")
+        limits.check_input(justification=justification, answers=answers, start=start, end=end)
         request = cls._create(
             cls.Submitted,
             request_type=request_type,
@@ -309,6 +310,7 @@ class AccessRequest(Aggregate):
         """One approver of the current stage decides for the whole stage; the first decision wins."""
         if decision not in (APPROVE, DENY):
             raise errors.InvalidDecision(f"decision must be 'approve' or 'deny', not {decision!r}", decision=decision)
+        limits.check_input(reason=reason)
         self._check_may_decide(approver_id, now)
         stage = self.stage
         assert stage is not None
@@ -453,6 +455,7 @@ class AccessRequest(Aggregate):
     # --- by the requestor or the approver ------------------------------------------------------
 
     def cancel(self, *, actor: str, reason: str | None, now: datetime) -> None:
+        limits.check_input(reason=reason)
         if actor != self.requestor_id:
             raise errors.NotTheRequestor("only the requestor may cancel this request", requestor_id=self.requestor_id)
         if not self.is_open:
@@ -468,6 +471,7 @@ class AccessRequest(Aggregate):
 
     def revoke(self, *, actor: str, reason: str | None, now: datetime) -> None:
         """The approver who approved undoes the approval."""
+        limits.check_input(reason=reason)
         if self.state != APPROVED:
             raise errors.NotRevocable(f"this request is {self.state}; only an approved request can be revoked", state=self.state)
         approved = self.approvers_who_approved()

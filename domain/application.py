@@ -23,7 +23,7 @@ from eventsourcing.utils import Environment
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 
-from domain import errors
+from domain import errors, limits
 from domain.access_package import AccessPackage
 from domain.access_request import (
     ADMIN_ADD,
@@ -255,6 +255,8 @@ class EntitlementsApplication(Application):
         end: datetime | None = None,
     ) -> Receipt:
         """A user asks for an access package, for themselves or on behalf of ``target_user_id``."""
+        limits.check_input(access_package_id=access_package_id, policy_id=policy_id, target_user_id=target_user_id,
+                           justification=justification, answers=answers)
 
         def attempt() -> tuple[AccessRequest, Assignment, int | None]:
             now = self.clock.now()
@@ -473,6 +475,7 @@ class EntitlementsApplication(Application):
                 raise errors.InvalidSchedule(f"{name} must be a date and time", field=name)
             if moment is not None and moment.tzinfo is None:
                 raise errors.InvalidSchedule(f"{name} must include a timezone", field=name)
+            limits.check_moment(name, moment)  # before any arithmetic: 1970 to 8999 in UTC
         if end is not None and end <= now:
             raise errors.InvalidSchedule("the requested end is in the past", field="end")
         if start is not None and end is not None and end <= start:

@@ -15,27 +15,47 @@ from notifier.subjects import subject
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-def parse_moment(value: datetime | str) -> datetime:
-    """A moment of an event (a timezone-aware datetime or its ISO text), in UTC."""
-    return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value)
+def parse_moment(value: datetime | str) -> datetime | None:
+    """A moment of an event (a timezone-aware datetime or its ISO text), in UTC; None when it has
+    no UTC time a datetime can hold, or is no time at all. Events are history: an old log may hold
+    a requested start of ``0001-01-01T00:00:00+14:00`` (before year 1 in UTC), recorded before
+    times were limited to the years 1970 to 8999 (``domain/limits.py``)."""
+    try:
+        return as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value)
+    except (ValueError, OverflowError, TypeError, AttributeError):
+        return None
+
+
+def as_given(value: datetime | str) -> str:
+    """A moment that cannot be shown in UTC is shown as the event recorded it."""
+    return value if isinstance(value, str) else value.isoformat()
 
 
 def format_date(value: datetime | str | None, missing: str = "not given") -> str:
-    """``November 23, 2026`` (UTC)."""
+    """``November 23, 2026`` (UTC); a moment without a UTC date, as given."""
     if not value:
         return missing
     moment = parse_moment(value)
+    if moment is None:
+        return as_given(value)
     return f"{moment:%B} {moment.day}, {moment.year}"
 
 
 def format_time(value: datetime | str | None, missing: str = "not given") -> str:
-    """``09:00 UTC``."""
-    return f"{parse_moment(value):%H:%M} UTC" if value else missing
+    """``09:00 UTC``; a moment without a UTC time, as given."""
+    if not value:
+        return missing
+    moment = parse_moment(value)
+    return as_given(value) if moment is None else f"{moment:%H:%M} UTC"
 
 
 def format_datetime(value: datetime | str | None, missing: str = "not given") -> str:
-    """``November 23, 2026 09:00 UTC``."""
-    return f"{format_date(value)} {format_time(value)}" if value else missing
+    """``November 23, 2026 09:00 UTC``; a moment without a UTC time, as given (once)."""
+    if not value:
+        return missing
+    if parse_moment(value) is None:
+        return as_given(value)
+    return f"{format_date(value)} {format_time(value)}"
 
 
 def environment() -> Environment:

@@ -8,7 +8,7 @@ UTC text of one fixed width, so that text order is time order."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from domain.durations import parse_duration
 from projections.facts import PENDING_APPROVAL, FactsReadModel, Touched, current_stage
@@ -17,16 +17,33 @@ from projections.store import Transaction
 NAME = "deadlines"
 TABLE = "deadlines"
 ACTIVE = ("delivering", "delivered", "partially_delivered", "access_extended")
+FIRST = datetime.min.replace(tzinfo=timezone.utc)
+LAST = datetime.max.replace(tzinfo=timezone.utc)
 
 
-def moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+def moment(value: datetime | str) -> datetime:
+    """``value`` in UTC. Events are history: a time an old log holds that has no UTC datetime
+    (``0001-01-01T00:00:00+14:00``, ``9999-12-31T23:59:59-12:00``, recorded before times were
+    limited to the years 1970 to 8999) is the first or the last moment a datetime can hold."""
+    when = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
+    try:
+        return when.astimezone(timezone.utc)
+    except OverflowError:
+        return FIRST if when.utcoffset() > timedelta(0) else LAST
+
+
+def earlier(when: datetime, delta: timedelta) -> datetime:
+    """``when - delta``, or the first moment a datetime can hold."""
+    try:
+        return when - delta
+    except OverflowError:
+        return FIRST
 
 
 def fixed(value: datetime | str) -> str:
-    """``2026-03-09T09:00:00.000000Z``: fixed width, so text order is time order."""
-    when = moment(value) if isinstance(value, str) else value.astimezone(timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``2026-03-09T09:00:00.000000Z``: fixed width (the year too, ``0001``), so text order is time order."""
+    when = moment(value)
+    return f"{when.year:04d}-{when:%m-%dT%H:%M:%S.%f}Z"
 
 
 def request_deadlines(request: dict) -> list[tuple]:
@@ -57,7 +74,7 @@ def assignment_deadlines(assignment: dict) -> list[tuple]:
         extension = assignment.get("extension") or {}
         if extension.get("allowed") and assignment["expiry_reminded_for"] != end:
             before = extension.get("reminder_before")
-            due = moment(end) - parse_duration(before) if before else moment(end)
+            due = earlier(moment(end), parse_duration(before)) if before else moment(end)
             rows.append(("access_expiry_reminder", assignment["id"], None, fixed(due)))
     return rows
 

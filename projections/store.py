@@ -3,6 +3,12 @@
 SQL in this package is written once with ``?`` placeholders and ``ON CONFLICT`` upserts, which both
 SQLite (3.24+) and PostgreSQL understand; the PostgreSQL connection turns ``?`` into ``%s``.
 JSON is stored as text, written with sorted keys, so that two rebuilds give identical rows.
+
+PostgreSQL text cannot hold NUL (U+0000); SQLite's can. The log keeps what it was given (the API
+refuses NUL today, but an old log may hold it, e.g. in a justification or in an email rendered
+from one), so on PostgreSQL every ``str`` parameter written or compared has each NUL replaced by
+``NUL_ESCAPE``, U+FFFD (the Unicode replacement character): the read models show it instead of
+stopping on the event. Inside JSON text a NUL is already written as the six characters ``\\u0000``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,17 @@ def dumps(value: Any) -> str:
 
 loads = orjson.loads
 
+NUL_ESCAPE = "\ufffd"  # what a NUL of the log becomes in PostgreSQL's read-model tables
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with each NUL of its text replaced by :data:`NUL_ESCAPE` (in lists too)."""
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_ESCAPE) if "\x00" in value else value
+    if isinstance(value, (list, tuple)):
+        return [without_nul(item) for item in value]
+    return value
+
 
 class Transaction:
     """One open transaction on a view connection."""
@@ -36,6 +53,8 @@ class Transaction:
         return statement.replace("?", "%s") if self.backend == "postgresql" else statement
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> "Transaction":
+        if self.backend == "postgresql":
+            params = [without_nul(param) for param in params]
         self._cursor.execute(self._sql(statement), tuple(params))
         return self
 
@@ -54,7 +73,9 @@ class Transaction:
             self._cursor.executemany(f"{statement} VALUES {placeholders} {conflict}", rows)
             return
         arrays = ", ".join(f"%b::{sql_type}[]" for sql_type in types)  # %b: binary, no text escaping
-        columns = [list(column) for column in zip(*rows)]
+        columns = [
+            without_nul(list(column)) if sql_type == "text" else list(column) for column, sql_type in zip(zip(*rows), types)
+        ]
         self._cursor.execute(f"{statement} SELECT * FROM unnest({arrays}) {conflict}", columns)
 
     def fetchall(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:

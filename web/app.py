@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import flask_smorest
-from flask import Flask
+from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
 
+from domain import limits
 from entitlements.bootstrap import Services
 from web import auth
 from web.api.admin.routes import blp as admin_blp
@@ -20,6 +22,7 @@ from web.api.health.routes import blp as health_blp
 from web.api.me.routes import blp as me_blp
 from web.api.notifications.routes import blp as notifications_blp
 from web.api.requests.routes import blp as requests_blp
+from web.api.fields import check_json_depth
 from web.context import EXTENSION, WebContext
 from web.errors import ErrorSchema, handle_http_exception, register_error_handlers
 
@@ -43,7 +46,26 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "security": [{SECURITY_SCHEME: []}],
     },
     "READ_WAIT_SECONDS": 5.0,  # how long a read with X-Min-Position waits for the projector
+    "MAX_CONTENT_LENGTH": limits.MAX_BODY_BYTES,  # a larger body is 413 request_too_large
 }
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, refusing (as malformed) a text nested deeper than ``MAX_JSON_DEPTH`` before
+    the parser's recursion meets it (for ``request.get_json``; the API's own bodies are checked
+    by :func:`check_body_depth` first)."""
+
+    def loads(self, s, **kwargs):
+        check_json_depth(s)
+        return super().loads(s, **kwargs)
+
+
+def check_body_depth() -> None:
+    """Before any view: a JSON body nested deeper than ``MAX_JSON_DEPTH`` is 400 ``json_too_deep``
+    (1,000 deep would otherwise exhaust the parser's recursion: a 500), and reading a body over
+    ``MAX_CONTENT_LENGTH`` is 413."""
+    if request.is_json and (request.content_length or request.headers.get("Transfer-Encoding")):
+        check_json_depth(request.get_data(cache=True))
 
 
 class Api(flask_smorest.Api):
@@ -63,6 +85,7 @@ def create_app(services: Services, *, project_inline: bool = False, config: dict
     date itself instead of waiting for the projector.
     """
     app = Flask(__name__, static_folder=None)  # no static files: nothing is served from the working directory
+    app.json = JSONProvider(app)
     app.config.update(DEFAULT_CONFIG)
     app.config.update(config or {})
     app.extensions[EXTENSION] = WebContext(
@@ -78,5 +101,6 @@ def create_app(services: Services, *, project_inline: bool = False, config: dict
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint, url_prefix=API_PREFIX + blueprint.url_prefix)
     register_error_handlers(app)
+    app.before_request(check_body_depth)
     auth.init_app(app)
     return app

@@ -2,7 +2,9 @@
 
 Domain errors map to a status by their kind (not found 404, forbidden 403, conflict 409, rule
 violated 422, invalid input 400); webargs' validation errors become 400 naming each bad field;
-a body that is not JSON is 400 ``malformed_json``; unknown routes and methods are JSON 404/405;
+a body that is not JSON is 400 ``malformed_json``; a body nested deeper than
+``MAX_JSON_DEPTH`` is 400 ``json_too_deep``; a body over ``MAX_BODY_BYTES`` is 413
+``request_too_large`` (``details.max_bytes``); unknown routes and methods are JSON 404/405;
 anything unexpected is a 500 with a generic message (the exception goes to the log only).
 """
 
@@ -17,7 +19,9 @@ from flask import Flask, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
 from domain import errors as domain
+from domain import limits
 from projections.paging import InvalidCursor
+from web.api.fields import TooDeep
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +105,11 @@ def handle_api_error(error: ApiError):
 
 
 def handle_domain_error(error: domain.DomainError):
-    return _response(status_of(error), error.code, error.message, error.details)
+    details = error.details
+    if isinstance(error, domain.InvalidInput) and isinstance(details.get("field"), str):
+        # named the way bad_request names fields, so clients read one shape for both
+        details = {**details, "fields": {details["field"]: [error.message]}}
+    return _response(status_of(error), error.code, error.message, details)
 
 
 def status_of(error: domain.DomainError) -> int:
@@ -135,6 +143,15 @@ def handle_http_exception(error: HTTPException):
         return _response(400, "bad_request", f"invalid input: {names}", {"fields": fields}, headers)
     if "code" in data and "message" in data:  # our own abort(...) calls
         return _response(status, data["code"], data["message"], data.get("details"), headers)
+    if status == 413:
+        most = (request.max_content_length if has_request_context() else None) or limits.MAX_BODY_BYTES
+        return _response(
+            413,
+            "request_too_large",
+            f"the request body is larger than {most} bytes, the most accepted",
+            {"max_bytes": most},
+            headers,
+        )
     message = error.description or error.name
     details: dict[str, Any] = {}
     routing = has_request_context() and request.routing_exception is error
@@ -157,6 +174,12 @@ def flatten_messages(messages: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def handle_too_deep(error: TooDeep):
+    return _response(
+        400, "json_too_deep", str(error), {"max_depth": limits.MAX_JSON_DEPTH, "depth": error.depth}
+    )
+
+
 def handle_unexpected(error: Exception):
     log.exception("unhandled error while answering a request", exc_info=error)
     return _response(500, "internal_error", INTERNAL_MESSAGE)
@@ -167,5 +190,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(domain.DomainError, handle_domain_error)
     app.register_error_handler(InvalidCursor, handle_invalid_cursor)
+    app.register_error_handler(TooDeep, handle_too_deep)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from projections.paging import DEFAULT_LIMIT, MAX_LIMIT
+from web.api.fields import Cursor
 
 TIMESTAMP = {"format": "date-time", "description": "ISO 8601, with timezone"}
 
@@ -27,7 +28,7 @@ class ListQueryArgsSchema(ma.Schema):
         validate=ma.validate.Range(min=1, max=MAX_LIMIT),
         metadata={"description": f"items per page, 1 to {MAX_LIMIT}"},
     )
-    cursor = ma.fields.String(
+    cursor = Cursor(
         load_default=None,
         metadata={"description": "`next_cursor` of the previous page; none for the first page"},
     )

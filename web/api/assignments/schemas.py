@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from domain import limits
+from web.api.fields import Text
+
 
 class ExtensionCreateSchema(ma.Schema):
     """The holder of an assignment asks for an extension."""
 
-    justification = ma.fields.String(load_default=None, allow_none=True)
+    justification = Text(max_length=limits.MAX_JUSTIFICATION, load_default=None, allow_none=True)

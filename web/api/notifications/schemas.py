@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from domain import limits
+from web.api.fields import Identifier, Text
 from web.api.schemas import TIMESTAMP, ListQueryArgsSchema, page_schema
 
 STATUSES = "pending (not sent yet, or waiting to be tried again), sending, sent, failed"
 
 
 class NotificationQueryArgsSchema(ListQueryArgsSchema):
-    request_id = ma.fields.String(load_default=None, metadata={"description": "only this request's emails"})
-    to = ma.fields.String(load_default=None, metadata={"description": "only emails to this user id or email address"})
+    request_id = Identifier(load_default=None, metadata={"description": "only this request's emails"})
+    to = Text(
+        max_length=limits.MAX_EMAIL, load_default=None, metadata={"description": "only emails to this user id or email address"}
+    )
 
 
 class NotificationSchema(ma.Schema):

@@ -4,35 +4,37 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from domain import limits
+from web.api.fields import Answers, Identifier, Instant, Text
 from web.api.schemas import TIMESTAMP
 
 DECISIONS = ("approve", "deny")
-AWARE = "an ISO 8601 date and time with a timezone (2026-03-02T09:00:00Z)"
 
 
 class RequestCreateSchema(ma.Schema):
     """A request for an access package, for oneself or (a manager) on behalf of a direct report."""
 
-    access_package_id = ma.fields.String(required=True, validate=ma.validate.Length(min=1))
-    policy_id = ma.fields.String(
+    access_package_id = Identifier(required=True, validate=ma.validate.Length(min=1))
+    policy_id = Identifier(
         load_default=None, allow_none=True, metadata={"description": "which policy of the package; the first that allows it if left out"}
     )
-    target_user_id = ma.fields.String(
+    target_user_id = Identifier(
         load_default=None, allow_none=True, metadata={"description": "who the access is for; the caller if left out"}
     )
-    justification = ma.fields.String(load_default=None, allow_none=True)
-    answers = ma.fields.Dict(
-        keys=ma.fields.String(),
-        values=ma.fields.Raw(allow_none=True),
+    justification = Text(max_length=limits.MAX_JUSTIFICATION, load_default=None, allow_none=True)
+    answers = Answers(
         load_default=None,
         allow_none=True,
         metadata={"description": "answers to the policy's questions, by question id"},
     )
-    start = ma.fields.AwareDateTime(
-        load_default=None, allow_none=True, metadata={"description": f"when access should start: {AWARE}"}
-    )
-    end = ma.fields.AwareDateTime(
-        load_default=None, allow_none=True, metadata={"description": f"when access should end: {AWARE}"}
+    start = Instant(load_default=None, allow_none=True, metadata={"description": "when access should start"})
+    end = Instant(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "when access should end: after `start` and after now (else 400 `invalid_schedule` naming "
+            "`end` in `details.fields`)"
+        },
     )
 
 
@@ -40,19 +42,19 @@ class DecisionCreateSchema(ma.Schema):
     """An approver's decision for the current stage; the first decision wins."""
 
     decision = ma.fields.String(required=True, validate=ma.validate.OneOf(DECISIONS))
-    reason = ma.fields.String(load_default=None, allow_none=True)
+    reason = Text(max_length=limits.MAX_REASON, load_default=None, allow_none=True)
 
 
 class CancellationCreateSchema(ma.Schema):
     """The requestor withdraws a pending request."""
 
-    reason = ma.fields.String(load_default=None, allow_none=True)
+    reason = Text(max_length=limits.MAX_REASON, load_default=None, allow_none=True)
 
 
 class RevocationCreateSchema(ma.Schema):
     """The approver who approved undoes the approval; the access is removed."""
 
-    reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1))
+    reason = Text(max_length=limits.MAX_REASON, required=True, validate=ma.validate.Length(min=1))
 
 
 class StageSchema(ma.Schema):
