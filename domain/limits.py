@@ -18,10 +18,11 @@ from domain import errors
 
 MAX_ID = 200  # user, group, catalog, package, policy and question ids; answers' keys
 MAX_NAME = 500  # display names, package and catalog names
-MAX_EMAIL = 320  # an email address (RFC 5321: 64 + @ + 255)
+MAX_EMAIL = 254  # an email address (RFC 5321: a path of 256 with its angle brackets)
 MAX_JUSTIFICATION = 4_000  # a requestor's business justification (requests and extensions)
 MAX_REASON = 4_000  # an approver's, a canceller's or a revoker's reason
-MAX_TEXT = 4_000  # any other free text (descriptions, question texts)
+MAX_TEXT = 4_000  # any other free text (descriptions)
+MAX_QUESTION = 1_000  # the text of a policy question
 MAX_ANSWER = 1_000  # one answer to a policy question
 MAX_ANSWERS = 50  # answers in one request (and questions in one policy)
 MAX_ANSWER_ITEMS = 20  # the strings of one answer given as a list

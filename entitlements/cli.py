@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from domain import limits
 from domain.errors import DomainError
 from entitlements import processes
 from entitlements.bootstrap import build_services
@@ -21,6 +22,21 @@ from projections.read_models import UnknownReadModel
 from projections.rebuild import RebuildFailed
 
 DEMO_TENANT = Path(__file__).parent / "demo" / "tenant.yaml"
+
+
+class Identifier(click.ParamType):
+    """A user or token id: text of at most 200 characters, valid Unicode, no NUL (domain/limits.py)."""
+
+    name = "id"
+
+    def convert(self, value, param, ctx):
+        problem = limits.text_problem(value, limits.MAX_ID)
+        if problem:
+            self.fail(problem, param, ctx)
+        return value
+
+
+IDENTIFIER = Identifier()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,7 +50,7 @@ def cli() -> None:
 @cli.command("load")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", "-q", is_flag=True, help="Print only the one-line result.")
-@click.option("--actor", help="Who the changes are recorded as (default: tenant-file:OS-USER).")
+@click.option("--actor", type=IDENTIFIER, help="Who the changes are recorded as (default: tenant-file:OS-USER).")
 def load_command(file: Path, quiet: bool, actor: str | None) -> None:
     """Load a tenant file (YAML or JSON): directory, catalogs, packages, policies.
 
@@ -96,13 +112,15 @@ def _time(moment) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else "never"
 
 
+
+
 def _fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     raise click.exceptions.Exit(1)
 
 
 @tokens_group.command("create")
-@click.argument("user_id")
+@click.argument("user_id", type=IDENTIFIER)
 @click.option(
     "--expires-in",
     type=ExpiresIn(),
@@ -127,7 +145,7 @@ def tokens_create_command(user_id: str, expires_in) -> None:
 
 
 @tokens_group.command("list")
-@click.argument("user_id")
+@click.argument("user_id", type=IDENTIFIER)
 def tokens_list_command(user_id: str) -> None:
     """List USER_ID's tokens, oldest first: id, created, expires, state (active, expired or
     revoked) and when a revoked one was revoked. Tokens themselves cannot be shown."""
@@ -153,7 +171,7 @@ def tokens_list_command(user_id: str) -> None:
 
 
 @tokens_group.command("revoke")
-@click.argument("token_ids", metavar="TOKEN_ID...", nargs=-1, required=True)
+@click.argument("token_ids", metavar="TOKEN_ID...", nargs=-1, required=True, type=IDENTIFIER)
 def tokens_revoke_command(token_ids: tuple[str, ...]) -> None:
     """Revoke tokens by id (tok_..., from `tokens list`): calls with them answer 401 at once, in
     every process. All or none: an unknown id revokes nothing. Revoking a revoked token is a no-op."""

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from domain import limits
 from domain.access_package import AccessPackage
 from domain.application import EntitlementsApplication
 from domain.assignment_policy import REQUESTOR_SCOPES, AssignmentPolicy
@@ -89,12 +90,12 @@ def parse_tenant_text(text: str, *, source: str = "<tenant>", is_json: bool = Fa
 
 # --- limits and values -------------------------------------------------------------------------
 
-# What one file may hold, in line with the API's limits (characters, not bytes).
-ID_MAX = 200  # ids, and every reference to one
-NAME_MAX = 500  # names, display names, organizations, answer choices
-QUESTION_MAX = 1_000  # the text of a question
-DESCRIPTION_MAX = 4_000  # descriptions
-EMAIL_MAX = 254  # RFC 5321's longest address
+# What one file may hold: the API's limits (domain/limits.py; characters, not bytes).
+ID_MAX = limits.MAX_ID  # ids, and every reference to one
+NAME_MAX = limits.MAX_NAME  # names, display names, organizations, answer choices
+QUESTION_MAX = limits.MAX_QUESTION  # the text of a question
+DESCRIPTION_MAX = limits.MAX_TEXT  # descriptions
+EMAIL_MAX = limits.MAX_EMAIL
 
 
 def _shown(value: Any) -> str:
@@ -109,18 +110,6 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _text_problem(value: str, max_length: int) -> str | None:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "is not valid Unicode (it holds an unpaired surrogate such as \\ud800)"
-    if "\x00" in value:
-        return "must not contain the NUL character (\\u0000)"
-    if len(value) > max_length:
-        return f"at most {max_length:,} characters (this one has {len(value):,})"
-    return None
-
-
 class Text(fields.Field):
     """Text (a string, never a number or a list), valid Unicode without NUL, at most ``max_length``."""
 
@@ -133,7 +122,7 @@ class Text(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
             raise ValidationError(f"expected text, got {_shown(value)}")
-        problem = _text_problem(value, self.max_length)
+        problem = limits.text_problem(value, self.max_length)
         if problem:
             raise ValidationError(problem)
         return value

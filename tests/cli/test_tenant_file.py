@@ -438,7 +438,7 @@ def test_null_for_a_required_id_is_refused_naming_the_field():
 
 def test_an_id_of_more_than_200_characters_is_refused():
     data = with_changes(lambda d: d["users"].append({"id": "u" * 201}))
-    assert problems_of(data) == ["users[2].id: at most 200 characters (this one has 201)"]
+    assert problems_of(data) == ["users[2].id: must be at most 200 characters long (it has 201)"]
 
 
 def test_an_id_of_200_characters_is_accepted():
@@ -447,17 +447,17 @@ def test_an_id_of_200_characters_is_accepted():
 
 def test_a_display_name_of_more_than_500_characters_is_refused():
     data = with_changes(lambda d: d["users"][0].update(display_name="A" * 501))
-    assert problems_of(data) == ["users[0] (alice).display_name: at most 500 characters (this one has 501)"]
+    assert problems_of(data) == ["users[0] (alice).display_name: must be at most 500 characters long (it has 501)"]
 
 
 def test_a_question_of_more_than_1000_characters_is_refused():
     data = with_changes(lambda d: d["policies"][0].update(questions=[{"id": "q", "text": "?" * 1001}]))
-    assert problems_of(data) == ["policies[0] (pol).questions[0] (q).text: at most 1,000 characters (this one has 1,001)"]
+    assert problems_of(data) == ["policies[0] (pol).questions[0] (q).text: must be at most 1000 characters long (it has 1001)"]
 
 
 def test_a_description_of_more_than_4000_characters_is_refused():
     data = with_changes(lambda d: d["access_packages"][0].update(description="d" * 4001))
-    assert problems_of(data) == ["access_packages[0] (p).description: at most 4,000 characters (this one has 4,001)"]
+    assert problems_of(data) == ["access_packages[0] (p).description: must be at most 4000 characters long (it has 4001)"]
 
 
 def test_a_description_of_4000_characters_is_accepted():
@@ -466,12 +466,12 @@ def test_a_description_of_4000_characters_is_accepted():
 
 def test_text_with_a_nul_character_is_refused():
     data = with_changes(lambda d: d["catalogs"][0].update(name="Fin\x00ance"))
-    assert problems_of(data) == ["catalogs[0] (c).name: must not contain the NUL character (\\u0000)"]
+    assert problems_of(data) == ["catalogs[0] (c).name: must not contain the NUL character (U+0000)"]
 
 
 def test_text_that_is_not_valid_unicode_is_refused(tmp_path):
     path = tmp_path / "t.json"
     path.write_text('{"catalogs": [{"id": "c", "name": "Fin\\ud800ance"}]}', encoding="utf-8")
     assert problems_of(read_tenant_file(path)) == [
-        "catalogs[0] (c).name: is not valid Unicode (it holds an unpaired surrogate such as \\ud800)"
+        "catalogs[0] (c).name: must be valid Unicode: it holds a lone surrogate (U+D800 to U+DFFF)"
     ]

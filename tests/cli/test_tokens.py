@@ -229,3 +229,20 @@ def test_tokens_of_a_table_made_before_expiry_keep_working_until_revoked(old_tab
         services.close()
 
     assert (before[0], after[0]) == (200, 401)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["tokens", "create", "b\udcffn"],  # bytes that are not UTF-8 reach Python as lone surrogates
+        ["tokens", "list", "nul\x00here"],
+        ["tokens", "create", "u" * 201],
+        ["tokens", "revoke", "tok_\udcff"],
+    ],
+)
+def test_a_user_or_token_id_that_is_not_a_valid_id_is_a_usage_error(tenant, capsys, arguments):
+    assert main(arguments) == 2
+    captured = capsys.readouterr()
+
+    assert "Invalid value" in captured.err and "Traceback" not in captured.err
+    assert captured.out == ""
