@@ -40,14 +40,14 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path):
-    """A fresh, empty database of each backend."""
+def fresh_database(request, directory, prefix: str = "entitlements_test"):
+    """Yields the URL of a fresh, empty database of ``request.param``'s backend (a file under
+    ``directory``, or a PostgreSQL database of its own, dropped afterwards)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/entitlements.db"
+        yield f"sqlite:///{directory}/entitlements.db"
         return
     server = request.getfixturevalue("postgres_server")
-    name = f"entitlements_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -55,6 +55,12 @@ def database_url(request, tmp_path):
     finally:
         with psycopg.connect(server, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """A fresh, empty database of each backend."""
+    yield from fresh_database(request, tmp_path)
 
 
 @pytest.fixture

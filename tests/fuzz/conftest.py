@@ -13,13 +13,11 @@ itself creates) for part of their valid cases, so that they get past 404 and int
 
 from __future__ import annotations
 
-import uuid
 import zlib
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
-import psycopg
 import pytest
 import yaml
 
@@ -27,7 +25,7 @@ from domain.clock import ManualClock
 from entitlements.bootstrap import build_services
 from entitlements.settings import Settings
 from entitlements.tenant import load_tenant
-from tests.conftest import _with_database
+from tests.conftest import fresh_database
 from tests.e2e.conftest import API, START, tenant
 from web.app import create_app
 
@@ -37,18 +35,7 @@ STAGED, DUAL = 6, 12  # packages enough for the fuzzer's own requests to succeed
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def fuzz_database_url(request, tmp_path_factory):
     """A fresh, empty database of each backend, for one module."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/entitlements.db"
-        return
-    server = request.getfixturevalue("postgres_server")
-    name = f"entitlements_fuzz_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _with_database(server, name)
-    finally:
-        with psycopg.connect(server, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from fresh_database(request, tmp_path_factory.mktemp("fuzz"), prefix="entitlements_fuzz")
 
 
 @dataclass

@@ -4,38 +4,16 @@ tried again; rebuilds build beside the serving rows and leave them as they were 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 
-from entitlements.bootstrap import build_services
-from entitlements.settings import Settings
-from entitlements.tenant import load_tenant
 from projections.facts import FactsModel
 from projections.history import HistoryReadModel
 from projections.read_models import ReadModels
 from projections.rebuild import RebuildFailed
+from tests.integration.test_read_models import app, services, views  # noqa: F401 (the same fixtures)
 
 SUBMITTED = "domain.access_request:AccessRequest.Submitted"
-APPROVALS = Path(__file__).parent.parent / "data" / "approvals.yaml"
-
-
-@pytest.fixture
-def services(database_url, clock):
-    built = build_services(Settings(database_url=database_url), clock=clock)
-    load_tenant(built.app, APPROVALS)
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def app(services):
-    return services.app
-
-
-@pytest.fixture
-def views(services):
-    return services.read_models
 
 
 @pytest.fixture
