@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from entitlements.settings import ConfigurationError
-
-
-@dataclass(frozen=True)
-class Database:
-    """Where events and read models live."""
-
-    backend: str  # "sqlite" or "postgresql"
-    library_env: dict[str, str]
-    path: Path | None = None  # the SQLite file, when there is one
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.backend == "sqlite"
+from projections.store import Database  # where events and read models live (defined beside its connections)
 
 
 def database_from_url(url: str) -> Database:

@@ -24,10 +24,9 @@ from typing import Callable, Sequence
 
 from eventsourcing.application import Application
 
-from entitlements.persistence import Database
 from projections.engine import FAILURES_TABLE, Failure, Projector, ReadModel, read_positions
 from projections.event_log import EventLog
-from projections.store import Transaction, ViewStore
+from projections.store import Database, Transaction, ViewStore
 
 _CREATE_TABLE = re.compile(r"^\s*CREATE TABLE IF NOT EXISTS (\w+)", re.IGNORECASE)
 _CREATE_INDEX = re.compile(r"^\s*CREATE (UNIQUE )?INDEX IF NOT EXISTS (\w+) ON (\w+)", re.IGNORECASE)

@@ -16,11 +16,26 @@ from __future__ import annotations
 import sqlite3
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import orjson
 
-from entitlements.persistence import Database
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where events and read models live (made from ``ENTITLEMENTS_DATABASE_URL`` by
+    ``entitlements.persistence``)."""
+
+    backend: str  # "sqlite" or "postgresql"
+    library_env: dict[str, str]
+    path: Path | None = None  # the SQLite file, when there is one
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.backend == "sqlite"
 
 
 def dumps(value: Any) -> str:
