@@ -160,11 +160,6 @@ class TokenStore:
             rows = tx.fetchall(f"SELECT {COLUMNS} FROM api_tokens WHERE user_id = ?", (user_id,))
         return sorted((TokenInfo.from_row(row) for row in rows), key=lambda info: (info.created_at, info.id))
 
-    def get(self, token_id: str) -> TokenInfo | None:
-        with self.store.transaction(write=False) as tx:
-            row = tx.fetchone(f"SELECT {COLUMNS} FROM api_tokens WHERE token_id = ?", (token_id,))
-        return TokenInfo.from_row(row) if row else None
-
     def revoke(self, token_ids: list[str], *, now: datetime) -> list[tuple[TokenInfo, bool]]:
         """Revokes the tokens named by id, all or none (``UnknownToken`` names the unknown ones).
         Answers each token as it is now, with whether this call revoked it (False: it already was)."""

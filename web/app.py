@@ -10,7 +10,6 @@ from typing import Any
 
 import flask_smorest
 from flask import Flask, request
-from flask.json.provider import DefaultJSONProvider
 
 from domain import limits
 from entitlements.bootstrap import Services
@@ -50,20 +49,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
-class JSONProvider(DefaultJSONProvider):
-    """Flask's JSON, refusing (as malformed) a text nested deeper than ``MAX_JSON_DEPTH`` before
-    the parser's recursion meets it (for ``request.get_json``; the API's own bodies are checked
-    by :func:`check_body_depth` first)."""
-
-    def loads(self, s, **kwargs):
-        check_json_depth(s)
-        return super().loads(s, **kwargs)
-
-
 def check_body_depth() -> None:
     """Before any view: a JSON body nested deeper than ``MAX_JSON_DEPTH`` is 400 ``json_too_deep``
     (1,000 deep would otherwise exhaust the parser's recursion: a 500), and reading a body over
-    ``MAX_CONTENT_LENGTH`` is 413."""
+    ``MAX_CONTENT_LENGTH`` is 413. Every body the API parses as JSON (webargs reads only those
+    sent as JSON) passes here first."""
     if request.is_json and (request.content_length or request.headers.get("Transfer-Encoding")):
         check_json_depth(request.get_data(cache=True))
 
@@ -85,7 +75,6 @@ def create_app(services: Services, *, project_inline: bool = False, config: dict
     date itself instead of waiting for the projector.
     """
     app = Flask(__name__, static_folder=None)  # no static files: nothing is served from the working directory
-    app.json = JSONProvider(app)
     app.config.update(DEFAULT_CONFIG)
     app.config.update(config or {})
     app.extensions[EXTENSION] = WebContext(
