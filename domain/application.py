@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.utils import Environment
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import RecordConflictError
+from eventsourcing.domain import Aggregate, Snapshot
+from eventsourcing.persistence import PersistenceError, RecordConflictError
 
 from domain import errors, limits
 from domain.access_package import AccessPackage
@@ -41,6 +41,7 @@ from domain.catalog import Catalog
 from domain.clock import Clock, SystemClock
 from domain.configuration import ConfigurationItem
 from domain.group import Group
+from domain.membership import LogMemberIndex, MemberIndex, Membership
 from domain.resources import DeliveryFailed, ResourceKind, default_resource_kinds
 from domain.user import User
 
@@ -49,6 +50,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 ADMIN = "admin"
 MAX_ATTEMPTS = 25
+
+# Aggregates whose history grows with use (an assignment with every request of its user for its
+# package, a membership with every grant, a group with every change of its directory members, and
+# with the grants old logs recorded on it) are loaded from their latest snapshot; a load that had
+# to replay more than SNAPSHOT_AFTER events writes a new one. Any load replays at most that many.
+SNAPSHOTTED = (Assignment, Membership, Group)
+SNAPSHOT_AFTER = 32
 
 
 @dataclass(frozen=True)
@@ -59,18 +67,6 @@ class Receipt:
     id: str
     state: str
     position: int | None
-
-
-def request_state(request: AccessRequest, assignment: Assignment | None) -> str:
-    """The state a person sees for a request (DESIGN.md, "Request states"): once approved, it
-    follows the access the request granted (delivering, delivered, partially delivered, extended,
-    expired)."""
-    if request.state != APPROVED or assignment is None:
-        return request.state
-    request_id = str(request.id)
-    if request_id == assignment.request_id or request_id in assignment.extension_request_ids:
-        return assignment.state or APPROVED
-    return assignment.past_grants.get(request_id, APPROVED)
 
 
 class EntitlementsApplication(Application):
@@ -84,10 +80,13 @@ class EntitlementsApplication(Application):
         *,
         clock: Clock | None = None,
         resource_kinds: dict[str, ResourceKind] | None = None,
+        member_index: MemberIndex | None = None,
     ) -> None:
         super().__init__(env)
         self.clock = clock or SystemClock()
         self.resource_kinds = resource_kinds if resource_kinds is not None else default_resource_kinds()
+        self.members: MemberIndex = member_index or LogMemberIndex(self)
+        self._replaying = Repository(event_store=self.events)
         self._random = random.Random()
 
     # --- plumbing ----------------------------------------------------------------------------
@@ -96,7 +95,7 @@ class EntitlementsApplication(Application):
         """Only the settings given: the library would also read ``os.environ``, where a stray
         ``ENTITLEMENTS_SQLITE_DBNAME`` or ``PERSISTENCE_MODULE`` would silently pick another store
         than ``ENTITLEMENTS_DATABASE_URL`` names."""
-        return Environment(name, dict(env or {}))
+        return Environment(name, {"IS_SNAPSHOTTING_ENABLED": "y", **(env or {})})
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
         """Runs ``attempt`` again when another writer changed one of its aggregates first, after a
@@ -112,9 +111,33 @@ class EntitlementsApplication(Application):
         recordings = self.save(*aggregates)
         return recordings[-1].notification.id if recordings else None
 
+    def _get(self, cls: type, aggregate_id: UUID) -> Aggregate:
+        """The aggregate ``aggregate_id``, expected to be a ``cls``; raises ``AggregateNotFoundError``."""
+        if not issubclass(cls, SNAPSHOTTED):
+            return self._replaying.get(aggregate_id)
+        snapshots = list(self.snapshots.get(aggregate_id, desc=True, limit=1))
+        after = snapshots[0].originator_version if snapshots else None
+        events = list(self.events.get(aggregate_id, gt=after))
+        aggregate = None
+        for event in [*snapshots, *events]:
+            aggregate = event.mutate(aggregate)
+        if aggregate is None:
+            raise AggregateNotFoundError(aggregate_id)
+        if len(events) > SNAPSHOT_AFTER:
+            self._put_snapshot(aggregate)
+        return aggregate
+
+    def _put_snapshot(self, aggregate: Aggregate) -> None:
+        """Snapshots are a cache beside the log: one that cannot be written (another process wrote
+        the same one first, the database is busy) is simply not written."""
+        try:
+            self.snapshots.put([Snapshot.take(aggregate)])
+        except (PersistenceError, RecordConflictError) as error:
+            log.debug("snapshot of %s at version %s not written: %s", aggregate.id, aggregate.version, error)
+
     def _load(self, cls: type[T], aggregate_id: UUID, error: errors.NotFound) -> T:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate = self._get(cls, aggregate_id)
         except AggregateNotFoundError:
             raise error from None
         if not isinstance(aggregate, cls):
@@ -123,7 +146,7 @@ class EntitlementsApplication(Application):
 
     def find(self, cls: type[T], aggregate_id: UUID) -> T | None:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate = self._get(cls, aggregate_id)
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, cls) else None
@@ -195,19 +218,76 @@ class EntitlementsApplication(Application):
 
     def request_state(self, request_id: str | UUID) -> str:
         request = self.request(request_id)
-        return request_state(request, self.find(Assignment, UUID(request.assignment_id)))
+        return self._request_state(request, self.find(Assignment, UUID(request.assignment_id)))
+
+    def _request_state(self, request: AccessRequest, assignment: Assignment | None) -> str:
+        """The state a person sees for a request (DESIGN.md, "Request states"): once approved, it
+        follows the access the request granted (delivering, delivered, partially delivered,
+        extended, expired)."""
+        if request.state != APPROVED or assignment is None:
+            return request.state
+        request_id = str(request.id)
+        if request_id == assignment.request_id or request_id in assignment.extension_request_ids:
+            return assignment.state or APPROVED
+        return self._past_grant_state(assignment.id, request_id)
+
+    def _past_grant_state(self, assignment_id: UUID, request_id: str) -> str:
+        """How the grant period of an earlier request ended (expired, removed...): the state the
+        assignment was in when its next grant period began. Read from the assignment's history,
+        which only questions about old requests need (the assignment keeps its current period)."""
+        state = None
+        for event in self.events.get(assignment_id):
+            if isinstance(event, Assignment.Delivering) and state is not None:
+                if request_id in (state.request_id, *state.extension_request_ids):
+                    return state.state or APPROVED
+            state = event.mutate(state)
+        return APPROVED
+
+    # --- group membership --------------------------------------------------------------------
+
+    def group_exists(self, group_id: str) -> bool:
+        return bool(list(self.events.get(Group.id_for(group_id), limit=1)))
+
+    def membership(self, group_id: str, user_id: str, *, now: datetime) -> Membership:
+        """``user_id``'s membership of ``group_id``: recorded, or new (carrying over the grants an
+        old log recorded on the group itself)."""
+        membership = self.find(Membership, Membership.id_for(group_id, user_id))
+        if membership is not None:
+            return membership
+        if not self.group_exists(group_id):
+            raise errors.UnknownGroup(f"no group {group_id!r}", group_id=group_id)
+        return Membership.create(
+            group_id=group_id, user_id=user_id, carried_over=self.members.sources(group_id, user_id),
+            actor=SYSTEM, now=now,
+        )
+
+    def is_member(self, group_id: str, user_id: str) -> bool:
+        """Is ``user_id`` in ``group_id`` now, from the directory or through access?"""
+        group = self.find(Group, Group.id_for(group_id))
+        if group is None:
+            return False
+        if user_id in group.directory_members:
+            return True
+        membership = self.find(Membership, Membership.id_for(group_id, user_id))
+        if membership is not None:
+            return membership.is_member
+        return bool(self.members.sources(group_id, user_id))  # granted on the group by an old log
 
     def group_members(self, group_id: str, at: datetime | None = None) -> list[str]:
-        """Who is in ``group_id`` now, or at the moment ``at`` (replaying the group's events)."""
+        """Who is in ``group_id`` now, or at the moment ``at``: directory members first, then
+        members through access, no repeats."""
         group = self.group(group_id)
         if at is None:
-            return group.members
-        state = None
-        for event in self.events.get(group.id):
-            if event.timestamp > at:
-                break
-            state = event.mutate(state)
-        return state.members if state is not None else []
+            directory, granted = group.directory_members, self.members.granted_members(group_id)
+        else:
+            state = None
+            for event in self.events.get(group.id):  # the group's settings, as they were then
+                if event.timestamp > at:
+                    break
+                state = event.mutate(state)
+            directory = state.directory_members if state is not None else []
+            granted = self.members.granted_members_at(group_id, at) if state is not None else []
+        return list(dict.fromkeys([*directory, *granted]))
 
     def policies_of(self, package: AccessPackage) -> list[AssignmentPolicy]:
         return [self.policy(policy_id) for policy_id in package.settings.get("policies", [])]
@@ -462,11 +542,7 @@ class EntitlementsApplication(Application):
         )
 
     def _member_check(self, user_id: str) -> Callable[[str], bool]:
-        def is_in_group(group_id: str) -> bool:
-            group = self.find(Group, Group.id_for(group_id))
-            return group is not None and group.has_member(user_id)
-
-        return is_in_group
+        return lambda group_id: self.is_member(group_id, user_id)
 
     @staticmethod
     def _check_schedule(start: datetime | None, end: datetime | None, now: datetime) -> None:
@@ -515,8 +591,10 @@ class EntitlementsApplication(Application):
         self, policy: AssignmentPolicy, *, requestor: User, target: User, stages: list[dict] | None = None
     ) -> list[dict]:
         def members_of(group_id: str) -> list[str]:
-            group = self.find(Group, Group.id_for(group_id))
-            return group.members if group is not None else []
+            try:
+                return self.group_members(group_id)
+            except errors.UnknownGroup:
+                return []
 
         def manager_of(user_id: str) -> str | None:
             user = self.find(User, User.id_for(user_id))
@@ -611,7 +689,7 @@ class EntitlementsApplication(Application):
             else:
                 position = delivery.position or position
             assignment = self.assignment(assignment.id)
-        return Receipt(id=str(request.id), state=request_state(request, assignment), position=position)
+        return Receipt(id=str(request.id), state=self._request_state(request, assignment), position=position)
 
     # --- time-driven commands on requests ----------------------------------------------------
 
@@ -633,7 +711,7 @@ class EntitlementsApplication(Application):
         request, assignment, position, expired = self._retrying(attempt)
         if expired:
             raise self._expired_error(request)
-        return Receipt(id=str(request.id), state=request_state(request, assignment), position=position)
+        return Receipt(id=str(request.id), state=self._request_state(request, assignment), position=position)
 
     def _expire_if_overdue(self, request: AccessRequest, assignment: Assignment, *, now: datetime) -> bool:
         """Time drives requests even when no scheduler ran: a stage whose deadline passed
@@ -687,7 +765,7 @@ class EntitlementsApplication(Application):
             return request, assignment, self._save(*changed)
 
         request, assignment, position = self._retrying(attempt)
-        return Receipt(id=str(request.id), state=request_state(request, assignment), position=position)
+        return Receipt(id=str(request.id), state=self._request_state(request, assignment), position=position)
 
     # --- delivery ----------------------------------------------------------------------------
 

@@ -62,9 +62,6 @@ class Assignment(Aggregate):
         actor: str
 
         def apply(self, assignment: "Assignment") -> None:
-            if assignment.request_id is not None:  # a new grant period: remember how the last one ended
-                for request_id in [assignment.request_id, *assignment.extension_request_ids]:
-                    assignment.past_grants[request_id] = assignment.state
             assignment.state = DELIVERING
             assignment.delivery_state = DELIVERING
             assignment.request_id = self.request_id
@@ -174,7 +171,6 @@ class Assignment(Aggregate):
         self.extension: dict = {}
         self.expiry_reminded_for: datetime | None = None
         self.extension_request_ids: list[str] = []
-        self.past_grants: dict[str, str] = {}  # request id -> the state its grant period ended in
 
     @classmethod
     def id_for(cls, user_id: str, access_package_id: str) -> UUID:

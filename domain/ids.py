@@ -17,3 +17,8 @@ def configuration_id(kind: str, key: str) -> UUID:
 
 def assignment_id(user_id: str, access_package_id: str) -> UUID:
     return uuid5(NAMESPACE, f"assignment:{user_id}:{access_package_id}")
+
+
+def membership_id(group_id: str, user_id: str) -> UUID:
+    """The group's length comes first, so ``("a:b", "c")`` and ``("a", "b:c")`` differ."""
+    return uuid5(NAMESPACE, f"membership:{len(group_id)}:{group_id}:{user_id}")

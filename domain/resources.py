@@ -21,6 +21,7 @@ from typing import ClassVar, Protocol, Sequence
 from eventsourcing.domain import Aggregate
 
 from domain import errors
+from domain.membership import Membership
 
 
 class DeliveryFailed(Exception):
@@ -30,7 +31,9 @@ class DeliveryFailed(Exception):
 class Directory(Protocol):
     """What a resource kind may read from the application."""
 
-    def group(self, group_id: str): ...
+    def membership(self, group_id: str, user_id: str, *, now: datetime) -> Membership:
+        """``user_id``'s membership of ``group_id`` (new, if none is recorded); raises
+        ``UnknownGroup`` when there is no such group."""
 
 
 class ResourceKind(ABC):
@@ -50,26 +53,27 @@ class ResourceKind(ABC):
 
 
 class GroupMembership(ResourceKind):
-    """Membership of a directory group, recorded as events on the group."""
+    """Membership of a directory group, recorded on the member's own ``Membership`` aggregate:
+    a grant touches that member only, whatever the size of the group."""
 
     kind = "group"
     actor = "delivery"
 
-    def _load(self, directory: Directory, group_id: str):
+    def _load(self, directory: Directory, group_id: str, user_id: str, now: datetime) -> Membership:
         try:
-            return directory.group(group_id)
+            return directory.membership(group_id, user_id, now=now)
         except errors.UnknownGroup as error:
             raise DeliveryFailed(f"group {group_id!r} does not exist") from error
 
     def grant(self, directory, *, user_id, resource_id, assignment_id, now):
-        group = self._load(directory, resource_id)
-        changed = group.grant_membership(user_id, assignment_id=assignment_id, actor=self.actor, now=now)
-        return [group] if changed else []
+        membership = self._load(directory, resource_id, user_id, now)
+        changed = membership.grant(assignment_id=assignment_id, actor=self.actor, now=now)
+        return [membership] if changed else []
 
     def withdraw(self, directory, *, user_id, resource_id, assignment_id, now):
-        group = self._load(directory, resource_id)
-        changed = group.withdraw_membership(user_id, assignment_id=assignment_id, actor=self.actor, now=now)
-        return [group] if changed else []
+        membership = self._load(directory, resource_id, user_id, now)
+        changed = membership.withdraw(assignment_id=assignment_id, actor=self.actor, now=now)
+        return [membership] if changed else []
 
 
 def default_resource_kinds() -> dict[str, ResourceKind]:

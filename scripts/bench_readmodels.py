@@ -8,7 +8,7 @@ Run it through ``scripts/bench_readmodels`` (``--help`` lists the options). One 
    loader, then N access requests played through a discrete-event simulation that calls the
    aggregates' own methods (``AccessRequest.submit/decide/remind/escalate/expire/cancel/revoke``,
    ``Assignment.create/open_request/start_delivery/record_resource_*/complete_delivery/extend/
-   remind_expiry/expire/remove``, ``Group.grant_membership/withdraw_membership``) at a fake, advancing
+   remind_expiry/expire/remove``, ``Membership.grant/withdraw``) at a fake, advancing
    time; the events are converted with the application's mapper and written in log order with
    one COPY (PostgreSQL: the library's column values, ``notification_id`` from the table's own
    sequence, under the library's table lock) or through ``recorder.insert_events`` (SQLite);
@@ -289,7 +289,7 @@ class Simulation:
         self._heap: list = []
         self._seq = 0
         self.assignments: dict[tuple[str, str], Any] = {}
-        self.groups: dict[str, Any] = {}
+        self.memberships: dict[tuple[str, str], Any] = {}  # (group, user) -> Membership
         self.policy_aggregates: dict[str, Any] = {}
         self.package_aggregates: dict[str, Any] = {}
         self.request_count = 0
@@ -311,15 +311,12 @@ class Simulation:
     def run(self, progress: Callable[[int, int], None] | None = None) -> None:
         from domain.access_package import AccessPackage
         from domain.assignment_policy import AssignmentPolicy
-        from domain.group import Group
 
         for package in self.plan.packages:
             pid = package["id"]
             self.package_aggregates[pid] = self.app.repository.get(AccessPackage.id_for(pid))
             policy_id = self.plan.policies[pid]["id"]
             self.policy_aggregates[pid] = self.app.repository.get(AssignmentPolicy.id_for(policy_id))
-            for resource_ in package["resources"]:
-                self.groups[resource_["id"]] = self.app.repository.get(Group.id_for(resource_["id"]))
         pending = int(self.requests * self.outcomes.pending)
         normal = self.requests - pending
         span = (self.end - self.start).total_seconds()
@@ -565,15 +562,15 @@ class Simulation:
         self.sink.emit(request, assignment)
         failed_once = None
         for resource_ in package.resources:
-            group = self.groups[resource_["id"]]
             if failed_once is None and self.rng.random() < self.outcomes.resource_failure:
                 failed_once = resource_["id"]
                 assignment.record_resource_failed(resource_["id"], error="connector timed out", actor="system", now=now)
                 self.sink.emit(assignment)
                 continue
-            group.grant_membership(request.target_user_id, assignment_id=str(assignment.id), actor="delivery", now=now)
+            membership = self._membership(resource_["id"], request.target_user_id, now)
+            membership.grant(assignment_id=str(assignment.id), actor="delivery", now=now)
             assignment.record_resource_delivered(resource_["id"], actor="system", now=now)
-            self.sink.emit(assignment, group)
+            self.sink.emit(assignment, membership)
         assignment.complete_delivery(actor="system", now=now)
         self.sink.emit(assignment)
         if failed_once is not None:
@@ -584,10 +581,10 @@ class Simulation:
     def _retry(self, request, assignment, resource_id, now) -> None:
         if not assignment.grants_from(str(request.id)):
             return
-        group = self.groups[resource_id]
-        group.grant_membership(assignment.user_id, assignment_id=str(assignment.id), actor="delivery", now=now)
+        membership = self._membership(resource_id, assignment.user_id, now)
+        membership.grant(assignment_id=str(assignment.id), actor="delivery", now=now)
         assignment.record_resource_delivered(resource_id, actor="system", now=now)
-        self.sink.emit(assignment, group)
+        self.sink.emit(assignment, membership)
         assignment.complete_delivery(actor="system", now=now)
         self.sink.emit(assignment)
 
@@ -676,10 +673,18 @@ class Simulation:
     def _withdraw(self, assignment, now) -> list:
         changed = []
         for resource_ in assignment.delivered_resources():
-            group = self.groups[resource_["id"]]
-            if group.withdraw_membership(assignment.user_id, assignment_id=str(assignment.id), actor="delivery", now=now):
-                changed.append(group)
+            membership = self._membership(resource_["id"], assignment.user_id, now)
+            if membership.withdraw(assignment_id=str(assignment.id), actor="delivery", now=now):
+                changed.append(membership)
         return changed
+
+    def _membership(self, group_id: str, user_id: str, now) -> Any:
+        from domain.membership import Membership
+
+        key = (group_id, user_id)
+        if key not in self.memberships:
+            self.memberships[key] = Membership.create(group_id=group_id, user_id=user_id, actor="system", now=now)
+        return self.memberships[key]
 
 
 # =============================================================================================

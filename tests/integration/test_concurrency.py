@@ -125,3 +125,42 @@ def test_four_processes_deciding_at_once_record_exactly_one_decision(app, databa
     assert len(winners) == 1
     assert all(outcome == winners[0] for a, outcome in outcomes.items() if a not in winners)
     assert len(stage_decisions(app, receipt.id)) == 1
+
+
+GRANTEES = [f"grantee{n}" for n in range(8 * 5)]
+OPEN_PACKAGE = {
+    "users": [{"id": g} for g in GRANTEES],
+    "catalogs": [{"id": "c"}],
+    "groups": [{"id": "g", "members": []}],
+    "access_packages": [{"id": "open", "catalog": "c", "resources": [{"id": "g", "kind": "group"}]}],
+    "policies": [{"id": "open-pol", "access_package": "open", "approval": {"required": False}}],
+}
+
+
+def test_eight_threads_granting_into_one_group_lose_no_grant_and_never_collide(app, monkeypatch):
+    load_tenant_data(app, OPEN_PACKAGE)
+    conflicts = []
+    retrying = app._retrying
+
+    def counting(attempt):
+        def once():
+            try:
+                return attempt()
+            except Exception as error:
+                conflicts.append(error)
+                raise
+        return retrying(once)
+
+    monkeypatch.setattr(app, "_retrying", counting)
+    barrier = threading.Barrier(8)
+
+    def grant_five(n):
+        barrier.wait()
+        return [app.submit_request(requestor_id=g, access_package_id="open").state for g in GRANTEES[n::8]]
+
+    with ThreadPoolExecutor(8) as pool:
+        states = [state for states in pool.map(grant_five, range(8)) for state in states]
+
+    assert states == ["delivered"] * len(GRANTEES)
+    assert app.group_members("g") == sorted(GRANTEES)
+    assert conflicts == []  # each grant wrote its own member's aggregates: nobody waited for anybody

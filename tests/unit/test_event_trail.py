@@ -9,10 +9,10 @@ from typing import Callable
 import pytest
 
 from tests.unit.builders import WITH_WEBHOOK, escalation, stage
-from domain.group import Group
+from domain.membership import Membership
 
 DAY = timedelta(days=1)
-SHARE = Group.id_for("share")
+SHARE = Membership.id_for("share", "alice")  # alice's membership of the package's group
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_final_approval_records_approved_and_delivers_every_resource(pending, ap
     assert recorded_by(lambda: approve(request_id, "bob"), request_id, assignment_id, SHARE) == [
         ["StageApproved", "Approved"],
         ["RequestClosed", "Delivering", "ResourceDelivered", "Delivered"],
-        ["MembershipGranted"],
+        ["Created", "Granted"],
     ]
 
 
@@ -118,7 +118,7 @@ def test_revocation_records_revoked_removed_and_withdrawn_membership(pending, ap
     def revoke():
         app.revoke_approval(request_id=request_id, approver_id="bob", reason="mistake")
 
-    assert recorded_by(revoke, request_id, assignment_id, SHARE) == [["Revoked"], ["Removed"], ["MembershipWithdrawn"]]
+    assert recorded_by(revoke, request_id, assignment_id, SHARE) == [["Revoked"], ["Removed"], ["Withdrawn"]]
 
 
 def test_failing_resource_records_resource_failed_and_partially_delivered(pending, approve, recorded_by):
@@ -159,7 +159,7 @@ def test_access_expiry_records_access_expired_and_withdrawn_membership(granted, 
 
     assert recorded_by(lambda: app.expire_access(assignment_id), assignment_id, SHARE) == [
         ["AccessExpired"],
-        ["MembershipWithdrawn"],
+        ["Withdrawn"],
     ]
 
 
