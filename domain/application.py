@@ -53,8 +53,8 @@ MAX_ATTEMPTS = 25
 
 # Aggregates whose history grows with use (an assignment with every request of its user for its
 # package, a membership with every grant, a group with every change of its directory members, and
-# with the grants old logs recorded on it) are loaded from their latest snapshot; a load that had
-# to replay more than SNAPSHOT_AFTER events writes a new one. Any load replays at most that many.
+# with the grants old logs recorded on it) are loaded from their latest snapshot (see _get): a
+# load replays at most SNAPSHOT_AFTER events, but for the one that writes a new snapshot.
 SNAPSHOTTED = (Assignment, Membership, Group)
 SNAPSHOT_AFTER = 32
 
@@ -112,18 +112,32 @@ class EntitlementsApplication(Application):
         return recordings[-1].notification.id if recordings else None
 
     def _get(self, cls: type, aggregate_id: UUID) -> Aggregate:
-        """The aggregate ``aggregate_id``, expected to be a ``cls``; raises ``AggregateNotFoundError``."""
+        """The aggregate ``aggregate_id``, expected to be a ``cls``; raises ``AggregateNotFoundError``.
+
+        A SNAPSHOTTED aggregate is read newest events first, SNAPSHOT_AFTER of them. When they
+        reach back to its creation (most aggregates), that is its whole history, read in one query
+        as for any other aggregate; when they reach back to its latest snapshot, it starts from
+        there. Otherwise it is replayed from its latest snapshot (or from the start), and a new
+        snapshot is written, so the next load finds one within reach."""
         if not issubclass(cls, SNAPSHOTTED):
             return self._replaying.get(aggregate_id)
-        snapshots = list(self.snapshots.get(aggregate_id, desc=True, limit=1))
-        after = snapshots[0].originator_version if snapshots else None
-        events = list(self.events.get(aggregate_id, gt=after))
-        aggregate = None
-        for event in [*snapshots, *events]:
-            aggregate = event.mutate(aggregate)
-        if aggregate is None:
+        recent = list(self.events.get(aggregate_id, desc=True, limit=SNAPSHOT_AFTER))[::-1]
+        if not recent:
             raise AggregateNotFoundError(aggregate_id)
-        if len(events) > SNAPSHOT_AFTER:
+        history, beyond_reach = recent, False
+        if recent[0].originator_version > 1:
+            snapshots = list(self.snapshots.get(aggregate_id, desc=True, limit=1))
+            after = snapshots[0].originator_version if snapshots else 0
+            beyond_reach = after < recent[0].originator_version - 1
+            if beyond_reach:
+                events = list(self.events.get(aggregate_id, gt=after or None))
+            else:
+                events = [event for event in recent if event.originator_version > after]
+            history = [*snapshots, *events]
+        aggregate = None
+        for event in history:
+            aggregate = event.mutate(aggregate)
+        if beyond_reach:
             self._put_snapshot(aggregate)
         return aggregate
 
