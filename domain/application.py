@@ -10,9 +10,12 @@ race reloads and re-checks, so it gets the rule's answer (``AlreadyDecided``,
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable, Sequence, TypeVar
@@ -54,9 +57,13 @@ MAX_ATTEMPTS = 25
 # Aggregates whose history grows with use (an assignment with every request of its user for its
 # package, a membership with every grant, a group with every change of its directory members, and
 # with the grants old logs recorded on it) are loaded from their latest snapshot (see _get): a
-# load replays at most SNAPSHOT_AFTER events, but for the one that writes a new snapshot.
+# load replays at most SNAPSHOT_AFTER events, but for the first one after more were recorded
+# since the latest snapshot, which writes a new one.
 SNAPSHOTTED = (Assignment, Membership, Group)
 SNAPSHOT_AFTER = 32
+# The latest state of that many SNAPSHOTTED aggregates is kept in memory: a load then reads only
+# the events recorded since (by any process), usually none.
+KEPT_IN_MEMORY = 10_000
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,9 @@ class EntitlementsApplication(Application):
         self.resource_kinds = resource_kinds if resource_kinds is not None else default_resource_kinds()
         self.members: MemberIndex = member_index or LogMemberIndex(self)
         self._replaying = Repository(event_store=self.events)
+        # aggregate id -> (its latest state, the version of its latest snapshot), least recently used first
+        self._kept: OrderedDict[UUID, tuple[Aggregate, int]] = OrderedDict()
+        self._kept_lock = threading.Lock()
         self._random = random.Random()
 
     # --- plumbing ----------------------------------------------------------------------------
@@ -114,22 +124,46 @@ class EntitlementsApplication(Application):
     def _get(self, cls: type, aggregate_id: UUID) -> Aggregate:
         """The aggregate ``aggregate_id``, expected to be a ``cls``; raises ``AggregateNotFoundError``.
 
-        A SNAPSHOTTED aggregate is read newest events first, SNAPSHOT_AFTER of them. When they
-        reach back to its creation (most aggregates), that is its whole history, read in one query
-        as for any other aggregate; when they reach back to its latest snapshot, it starts from
-        there. Otherwise it is replayed from its latest snapshot (or from the start), and a new
-        snapshot is written, so the next load finds one within reach."""
+        A SNAPSHOTTED aggregate kept in memory (KEPT_IN_MEMORY) is brought up to date with the
+        events recorded since it was kept, in one query; others are read as
+        :meth:`_load_snapshotted` says. Either way, once SNAPSHOT_AFTER events have been recorded
+        since its latest snapshot, a new one is written, so that another process (or this one,
+        after a restart) never replays more. A kept state is never changed: the command gets a copy."""
         if not issubclass(cls, SNAPSHOTTED):
             return self._replaying.get(aggregate_id)
+        with self._kept_lock:
+            kept, snapshot_version = self._kept.get(aggregate_id, (None, 0))
+        newer = list(self.events.get(aggregate_id, gt=kept.version)) if kept is not None else []
+        if kept is None or len(newer) > SNAPSHOT_AFTER:
+            kept, snapshot_version = self._load_snapshotted(aggregate_id)
+        elif newer:
+            kept = copy.deepcopy(kept)
+            for event in newer:
+                kept = event.mutate(kept)
+        if kept.version - snapshot_version >= SNAPSHOT_AFTER:
+            self._put_snapshot(kept)
+            snapshot_version = kept.version
+        with self._kept_lock:
+            self._kept[aggregate_id] = (kept, snapshot_version)
+            self._kept.move_to_end(aggregate_id)
+            if len(self._kept) > KEPT_IN_MEMORY:
+                self._kept.popitem(last=False)
+        return copy.deepcopy(kept)  # the command changes its copy; the kept state changes by events only
+
+    def _load_snapshotted(self, aggregate_id: UUID) -> tuple[Aggregate, int]:
+        """Reads the newest SNAPSHOT_AFTER events first. When they reach back to the creation (most
+        aggregates), that is the whole history, read in one query as for any other aggregate; when
+        they reach back to the latest snapshot, it starts from there. Otherwise it is replayed from
+        its latest snapshot (or from the start). Answers the aggregate and the version of its
+        latest snapshot (0: none)."""
         recent = list(self.events.get(aggregate_id, desc=True, limit=SNAPSHOT_AFTER))[::-1]
         if not recent:
             raise AggregateNotFoundError(aggregate_id)
-        history, beyond_reach = recent, False
+        history, after = recent, 0
         if recent[0].originator_version > 1:
             snapshots = list(self.snapshots.get(aggregate_id, desc=True, limit=1))
             after = snapshots[0].originator_version if snapshots else 0
-            beyond_reach = after < recent[0].originator_version - 1
-            if beyond_reach:
+            if after < recent[0].originator_version - 1:  # the snapshot is older than the newest events
                 events = list(self.events.get(aggregate_id, gt=after or None))
             else:
                 events = [event for event in recent if event.originator_version > after]
@@ -137,9 +171,7 @@ class EntitlementsApplication(Application):
         aggregate = None
         for event in history:
             aggregate = event.mutate(aggregate)
-        if beyond_reach:
-            self._put_snapshot(aggregate)
-        return aggregate
+        return aggregate, after
 
     def _put_snapshot(self, aggregate: Aggregate) -> None:
         """Snapshots are a cache beside the log: one that cannot be written (another process wrote
