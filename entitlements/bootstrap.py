@@ -110,7 +110,10 @@ def build_services(
         with _schema_lock(database):
             if clock is None and settings.clock == "manual":
                 app.clock = StoredClock(store, SystemClock().now())  # before anything asks the time
-            read_models = ReadModels(app, store, base_url=settings.base_url, mail_domain=settings.mail_domain)
+            read_models = ReadModels(
+                app, store, base_url=settings.base_url, mail_domain=settings.mail_domain,
+                notifier_horizon=settings.notifier_horizon,
+            )
             tokens = TokenStore(store)
             scheduler = Scheduler(app, read_models)
     except Exception as error:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from domain.durations import parse_duration
+
 DEFAULT_DATABASE_URL = "sqlite:///var/entitlements.db"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 CLOCKS = ("system", "manual")
+# How far back a first projection of the notifier still mails (README: Emails, "The horizon").
+DEFAULT_NOTIFIER_HORIZON = "PT24H"
 
 
 class ConfigurationError(Exception):
@@ -27,6 +32,14 @@ class Settings:
     secret_key: str | None = None
     clock: str = "system"
     mail_from: str = "entitlements@localhost"
+    notifier_horizon: str = DEFAULT_NOTIFIER_HORIZON  # an ISO 8601 duration, checked on creation
+
+    def __post_init__(self) -> None:
+        notifier_horizon(self.notifier_horizon)
+
+    @property
+    def notifier_horizon_duration(self) -> timedelta:
+        return notifier_horizon(self.notifier_horizon)
 
     @property
     def mail_domain(self) -> str:
@@ -50,7 +63,20 @@ class Settings:
             secret_key=values.get("ENTITLEMENTS_SECRET_KEY") or None,
             clock=clock,
             mail_from=mail_from(values),
+            notifier_horizon=(values.get("ENTITLEMENTS_NOTIFIER_HORIZON") or "").strip() or DEFAULT_NOTIFIER_HORIZON,
         )
+
+
+def notifier_horizon(text: str) -> timedelta:
+    """``ENTITLEMENTS_NOTIFIER_HORIZON``: an ISO 8601 duration as the tenant file's (no years or
+    months, from one second to 100 years); ``ConfigurationError`` saying why otherwise."""
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise ConfigurationError(
+            "ENTITLEMENTS_NOTIFIER_HORIZON must be an ISO 8601 duration without years or months, from one second"
+            f" to 100 years, such as PT24H or P7D: {error}"
+        ) from error
 
 
 def mail_from(values: Mapping[str, str]) -> str:

@@ -1,8 +1,11 @@
 """The notifier read model: turns events into the numbered emails, written into the outbox with
 its position in one transaction.
 
-Each email's id is derived from its event (originator and version), its number and its recipient,
-and the outbox only ever gains rows it does not hold (``ON CONFLICT DO NOTHING``): replaying or
+Each email's id is derived from its event (originator and version), its number and its recipient;
+its key in the outbox is its place, its event's position and ``seq`` (its rank among the event's
+emails: the log's order, so the key index is only appended to), and the outbox only ever gains rows
+it does not hold (``ON CONFLICT (position, seq) DO NOTHING``). Only the emails the sender may still
+take (``pending``, ``sending``) are in its indexes by id and by due time (partial indexes). Replaying or
 rebuilding the notifier never adds an email twice, and a rebuild keeps the outbox (it is the record
 of what was sent) while it drops the rest of the notifier's rows. The sender (``notifier.sender``)
 delivers the outbox.
@@ -10,49 +13,127 @@ delivers the outbox.
 The request details come from the facts (what a request's emails show does not change after it
 is submitted); which access an assignment holds is tracked here, from its own events, so that an
 assignment's emails name the request that granted the access at that moment.
+
+**The horizon** (``ENTITLEMENTS_NOTIFIER_HORIZON``, default ``PT24H``): a projection of the notifier
+from the start of the log (a new deployment of the notifier over an existing history, a reset, or a
+rebuild, which is how a lost outbox is written again) never mails the past. When it begins, it
+fixes its horizon once, in its own table (so that a restart half-way keeps it): the application's
+time then (``started_at``), ``cutoff = started_at - horizon`` and the log head then (``until``). An
+email is *skipped* when its event is at most ``until`` (it was already in the log when the
+projection began) and its timestamp is before the cutoff: it is written to the outbox with the
+status ``skipped`` and the reason in ``last_error``, with its subject and address, but is never
+rendered (no template runs, which is what makes a first projection fast) and never sent (the
+sender only takes ``pending`` and ``sending`` emails). Every later event, whatever its timestamp,
+is mailed: steady-state projection never skips, nor does a jump of the manual clock (the events it
+causes come after ``until``), nor a clock set back (the system clock after a manual one).
+
+The horizon begins when a projector first prepares the notifier at position 0 (its tables are
+created: the first start of a deployment, before it reads a page), or at the notifier's first batch
+from position 0 when no horizon is recorded (a rebuild builds into tables of its own, and a reset
+clears it). Emails already in the outbox are never touched again: a rebuild neither sends them
+again nor turns them into skipped ones.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from hashlib import sha1
+from typing import Any, Callable, Sequence
 from urllib.parse import quote
 
-from notifier.render import Renderer
-from notifier.rules import Planned, assignment_emails, request_emails
-from projections.deadlines import fixed
+from notifier.render import Renderer, subject_line
+from notifier.rules import ASSIGNMENT_KINDS, REQUEST_KINDS, Planned, assignment_emails, request_emails
+from projections.deadlines import earlier, fixed, moment
 from projections.directory import DirectoryReadModel
-from projections.engine import LogEvent
-from projections.facts import (
-    ASSIGNMENT,
-    ASSIGNMENT_TOPICS,
-    REQUEST,
-    REQUEST_TOPICS,
-    FactsModel,
-    FactsReadModel,
-)
+from projections.engine import LogEvent, topics
+from projections.facts import ASSIGNMENT, REQUEST, FactsModel, FactsReadModel
 from projections.paging import Page, keyset_page
 from projections.store import Transaction
 
 NAME = "notifier"
 OUTBOX = "outbox"
 GRANTS = "notifier_grants"
+HORIZON = "notifier_horizon"
 EMAIL_IDS = uuid.UUID("6f1f4c52-3a53-4d59-9a55-2f0c61b0e7a1")  # namespace of the emails' ids
 
-PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+PENDING, SENDING, SENT, FAILED, SKIPPED = "pending", "sending", "sent", "failed", "skipped"
+DUE = (PENDING, SENDING)  # the only statuses the sender ever takes; a skipped email is never sent
+DUE_SQL = "status IN ('pending', 'sending')"  # the same, as the predicate of the sender's partial index
 
 
 def email_id(event: LogEvent, number: int, recipient: str) -> str:
-    return str(uuid.uuid5(EMAIL_IDS, f"{event.originator_id}/{event.version}/{number}/{recipient}"))
+    """``uuid5(EMAIL_IDS, "originator/version/number/recipient")`` as text, computed without
+    building UUID objects (a first projection makes one per email of the history)."""
+    name = f"{event.originator_id}/{event.version}/{number}/{recipient}".encode()
+    digest = bytearray(sha1(_EMAIL_IDS_BYTES + name).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_EMAIL_IDS_BYTES = EMAIL_IDS.bytes
+
+
+def stamp(value: datetime | str) -> str:
+    """:func:`fixed` of an event's time, without parsing the ``2026-03-09T09:00:00.123456+00:00``
+    the log holds (a first projection takes one per event of the history)."""
+    if type(value) is str and len(value) == 32 and value[26:] == "+00:00" and value[19] == ".":
+        return value[:26] + "Z"
+    return fixed(value)
+
+
+@dataclass(frozen=True)
+class HorizonSetting:
+    """``ENTITLEMENTS_NOTIFIER_HORIZON``, and where a projection that begins reads the time (the
+    application's clock: with ``ENTITLEMENTS_CLOCK=manual`` events are stamped by it, not by the
+    wall clock) and the log head (in the batch's own transaction)."""
+
+    text: str  # "PT24H", as configured
+    duration: timedelta
+    now: Callable[[], datetime]
+    log_head: Callable[[Transaction], int]
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """The horizon of one projection of the notifier from the start, fixed when it began."""
+
+    setting: str  # "PT24H"
+    started_at: datetime  # the application's time when the projection began
+    cutoff: datetime  # started_at - the horizon
+    until: int  # the log head when it began: no later event is ever skipped
+    cutoff_text: str = ""  # fixed(cutoff): text order is time order, compared with stamp()
+
+    @property
+    def reason(self) -> str:
+        return f"older than the notifier horizon ({self.setting} before {self.started_at:%Y-%m-%dT%H:%M:%SZ})"
+
+    def skips(self, event: LogEvent) -> bool:
+        """Whether the emails of ``event`` are skipped: it was in the log when the projection began
+        and happened before the cutoff (a time that cannot be read is not before it)."""
+        if event.position > self.until:
+            return False
+        try:
+            if self.cutoff_text:
+                return stamp(event.timestamp) < self.cutoff_text
+            return moment(event.timestamp) < self.cutoff
+        except (ValueError, TypeError, AttributeError, KeyError):
+            return False
 
 
 class NotifierReadModel(FactsReadModel):
     name = NAME
-    topics = REQUEST_TOPICS + ASSIGNMENT_TOPICS
+    # only the events that cause emails, and those that say which access an assignment holds
+    topics = topics("access_request", *(f"{REQUEST}.{kind}" for kind in REQUEST_KINDS)) + topics(
+        "assignment", *(f"{ASSIGNMENT}.{kind}" for kind in ("Delivering", "Extended", *ASSIGNMENT_KINDS))
+    )
     kept_tables = (OUTBOX,)  # rebuilt, the notifier drops what it tracks but never the outbox: it adds nothing
     tables = (
         f"""CREATE TABLE IF NOT EXISTS {OUTBOX} (
-            id TEXT PRIMARY KEY,
+            id TEXT NOT NULL,
             position BIGINT NOT NULL,
             seq INTEGER NOT NULL,
             number INTEGER NOT NULL,
@@ -70,30 +151,96 @@ class NotifierReadModel(FactsReadModel):
             last_error TEXT,
             created_at TEXT NOT NULL,
             sent_at TEXT)""",
-        f"CREATE INDEX IF NOT EXISTS {OUTBOX}_by_order ON {OUTBOX} (position, seq)",
-        f"CREATE INDEX IF NOT EXISTS {OUTBOX}_due ON {OUTBOX} (status, next_attempt_at)",
+        # an email's place, (its event's position, its number among the event's emails), is its key:
+        # replays and rebuilds add an email only where the outbox holds none (ON CONFLICT), in the
+        # order of the log, so the key index is appended to, not written all over as a random id's
+        f"DROP INDEX IF EXISTS {OUTBOX}_by_order",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {OUTBOX}_by_place ON {OUTBOX} (position, seq)",
+        # the sender's queue, and its emails by id: only the emails it may still take (a skipped,
+        # sent or failed one is no entry of them; its queries spell the predicate, with literals)
+        f"DROP INDEX IF EXISTS {OUTBOX}_due",
+        f"CREATE INDEX IF NOT EXISTS {OUTBOX}_due_queue ON {OUTBOX} (next_attempt_at, position, seq) WHERE {DUE_SQL}",
+        f"CREATE INDEX IF NOT EXISTS {OUTBOX}_due_by_id ON {OUTBOX} (id) WHERE {DUE_SQL}",
         f"CREATE INDEX IF NOT EXISTS {OUTBOX}_by_request ON {OUTBOX} (request_id, position, seq)",
         f"CREATE INDEX IF NOT EXISTS {OUTBOX}_by_recipient ON {OUTBOX} (recipient_id, position, seq)",
         f"""CREATE TABLE IF NOT EXISTS {GRANTS} (
             assignment_id TEXT PRIMARY KEY,
             request_id TEXT NOT NULL,
             access_end TEXT)""",
+        # at most one row: the horizon of the projection from position 0 (see the module's docstring)
+        f"""CREATE TABLE IF NOT EXISTS {HORIZON} (
+            id INTEGER PRIMARY KEY,
+            horizon TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            cutoff TEXT NOT NULL,
+            until_position BIGINT NOT NULL)""",
     )
 
-    def __init__(self, source: FactsModel, directory: DirectoryReadModel, *, base_url: str, mail_domain: str) -> None:
+    def __init__(
+        self,
+        source: FactsModel,
+        directory: DirectoryReadModel,
+        *,
+        base_url: str,
+        mail_domain: str,
+        horizon: HorizonSetting | None = None,
+    ) -> None:
+        """``horizon`` None: nothing is ever skipped."""
         super().__init__(source)
         self.directory = directory
         self.sources = (source, directory)
         self.base_url = base_url.rstrip("/")
         self.mail_domain = mail_domain
         self.renderer = Renderer()
+        self.horizon = horizon
+
+    # --- the horizon -------------------------------------------------------------------------
+
+    def create(self, tx: Transaction) -> None:
+        super().create(tx)
+        row = tx.fetchone("SELECT position FROM projection_positions WHERE name = ?", (self.name,))
+        if self.horizon is not None and row is not None and int(row[0]) == 0:
+            self._begin(tx)  # a first projection begins: the deployment's first start
+
+    def _begin(self, tx: Transaction) -> None:
+        """Fixes the horizon of a projection from position 0, unless one is recorded already (by
+        another process, or before a restart)."""
+        setting = self.horizon
+        assert setting is not None
+        now = moment(setting.now())
+        tx.execute(
+            f"INSERT INTO {HORIZON} (id, horizon, started_at, cutoff, until_position) VALUES (1, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            (setting.text, fixed(now), fixed(earlier(now, setting.duration)), setting.log_head(tx)),
+        )
+
+    def horizon_in(self, tx: Transaction, *, after: int | None = None) -> Horizon | None:
+        """The horizon recorded for this projection (None: none, nothing is skipped); with
+        ``after`` 0 (its first batch), one begins now when none is recorded."""
+        row = tx.fetchone(f"SELECT horizon, started_at, cutoff, until_position FROM {HORIZON} WHERE id = 1")
+        if row is None and after == 0 and self.horizon is not None:
+            self._begin(tx)
+            row = tx.fetchone(f"SELECT horizon, started_at, cutoff, until_position FROM {HORIZON} WHERE id = 1")
+        if row is None:
+            return None
+        setting, started_at, cutoff, until = row
+        return Horizon(
+            setting=setting, started_at=moment(started_at), cutoff=moment(cutoff), until=int(until), cutoff_text=fixed(cutoff)
+        )
+
+    def dump(self, tx: Transaction) -> list[tuple]:
+        """The rows, without the horizon: like the position, it records when the projection began,
+        not what it shows (two rebuilds at different times give the same rows)."""
+        return [row for row in super().dump(tx) if row[0] != HORIZON]
 
     # --- one batch ---------------------------------------------------------------------------
 
     def apply(self, tx: Transaction, events: Sequence[LogEvent], *, after: int) -> None:
+        horizon = self.horizon_in(tx, after=after)
+        if horizon is not None and after >= horizon.until:
+            horizon = None  # every event of the batch came after the projection began
         facts = self.source.facts
-        touched = facts.touched(tx, events, grants=False)
-        grants = self._load_grants(tx, set(touched.assignments))
+        grants = self._load_grants(tx, {e.originator_id for e in events if e.kind.startswith(ASSIGNMENT + ".")})
         changed_grants: dict[str, None] = {}
         subjects: list[tuple] = []  # (event, request id, assignment id, access end then)
         for event in events:
@@ -116,8 +263,8 @@ class NotifierReadModel(FactsReadModel):
             " access_end = excluded.access_end",
             types=("text", "text", "text"),
         )
-        requests = dict(touched.requests)
-        requests.update(facts.requests_by_id(tx, {subject[1] for subject in subjects if subject[1] not in requests}))
+        requests = facts.requests_by_id(tx, {subject[1] for subject in subjects})
+        users = self._users_of(tx, {subject[2] for subject in subjects if subject[2] is not None})
         planned = []
         for event, request_id, assignment_id, access_end in subjects:
             request = requests.get(request_id)
@@ -125,42 +272,62 @@ class NotifierReadModel(FactsReadModel):
                 continue
             if assignment_id is None:
                 plans = request_emails(event.kind, event.data, request)
+            elif assignment_id in users:
+                plans = assignment_emails(event.kind, event.data, users[assignment_id], request)
             else:
-                plans = assignment_emails(event.kind, event.data, touched.assignments[assignment_id], request)
+                continue
             planned += [(event, plan, request, assignment_id, access_end) for plan in plans]
         if planned:
-            self._write(tx, planned)
+            self._write(tx, planned, horizon)
+
+    def _users_of(self, tx: Transaction, assignment_ids: set[str]) -> dict[str, str]:
+        """Whose each assignment is (it never changes): one narrow read of the facts' table, which
+        holds this batch's facts too (they are saved before the notifier runs)."""
+        table = self.source.facts.assignments_table
+        return dict(tx.fetch_where_in(f"SELECT assignment_id, user_id FROM {table}", "assignment_id", assignment_ids))
 
     def _load_grants(self, tx: Transaction, assignment_ids: set[str]) -> dict[str, tuple[str, str | None]]:
         rows = tx.fetch_where_in(f"SELECT assignment_id, request_id, access_end FROM {GRANTS}", "assignment_id", assignment_ids)
         return {aid: (request_id, end) for aid, request_id, end in rows}
 
-    def _write(self, tx: Transaction, planned: list) -> None:
-        emails = []  # (id, seq, event, plan, recipient, request, assignment id, access end)
+    def _write(self, tx: Transaction, planned: list, horizon: Horizon | None) -> None:
+        emails = []  # (id, seq, event, plan, recipient, request, assignment id, access end, skipped)
+        skips = False
         for index, (event, plan, request, assignment_id, access_end) in enumerate(planned):
             if index == 0 or planned[index - 1][0] is not event:
                 seq = 0
+                skips = horizon is not None and horizon.skips(event)
             for recipient in plan.recipients:
                 identifier = email_id(event, plan.number, recipient)
-                emails.append((identifier, seq, event, plan, recipient, request, assignment_id, access_end))
+                emails.append((identifier, seq, event, plan, recipient, request, assignment_id, access_end, skips))
                 seq += 1
-        # a replay or a rebuild meets emails already written: they are neither rendered nor touched
-        written = {row[0] for row in tx.fetch_where_in(f"SELECT id FROM {OUTBOX}", "id", [e[0] for e in emails])}
-        emails = [email for email in emails if email[0] not in written]
+        # a replay or a rebuild meets emails already written (sent, pending, skipped...): they are
+        # neither rendered nor touched, and a skipped one stays skipped. An email has its event's
+        # position: when the outbox holds nothing between the batch's first and last, none is
+        # written (one probe of the position index, instead of one lookup per email)
+        first, last = planned[0][0].position, planned[-1][0].position
+        if tx.fetchone(f"SELECT 1 FROM {OUTBOX} WHERE position >= ? AND position <= ? LIMIT 1", (first, last)):
+            written = {row[0] for row in tx.fetchall(f"SELECT id FROM {OUTBOX} WHERE position >= ? AND position <= ?", (first, last))}
+            emails = [email for email in emails if email[0] not in written]
         if not emails:
             return
         people: set[str] = set()
-        for _, _, event, plan, recipient, request, _, _ in emails:
-            people.update((recipient, request["requestor_id"], request["target_user_id"], event.data.get("actor") or ""))
+        for _, _, event, plan, recipient, request, _, _, skipped in emails:
+            if skipped:  # only what its subject and address need
+                people.add(recipient)
+                people.add(request["requestor_id"])
+            else:
+                people.update((recipient, request["requestor_id"], request["target_user_id"], event.data.get("actor") or ""))
         users = self.directory.get_many(tx, people)
         names = self.source.facts.names_of(tx, {email[5]["access_package_id"] for email in emails})
-        rows = [self._row(*email, users, names) for email in emails]
+        fresh = [email[:-1] for email in emails if not email[-1]]
+        if len(fresh) < len(emails):
+            skipped = self._skipped_rows([email for email in emails if email[-1]], users, names)
+            self._insert_skipped(tx, skipped, horizon.reason)
         tx.insert_many(
-            f"INSERT INTO {OUTBOX} (id, position, seq, number, recipient_id, to_address, subject, text_body,"
-            " html_body, request_id, assignment_id, message_id, status, attempts, next_attempt_at, last_error,"
-            " created_at, sent_at)",
-            rows,
-            conflict="ON CONFLICT (id) DO NOTHING",
+            f"INSERT INTO {OUTBOX} ({', '.join(OUTBOX_COLUMNS)})",
+            [self._row(*email, users, names) for email in fresh],
+            conflict="ON CONFLICT (position, seq) DO NOTHING",
             types=("text", "bigint", "integer", "integer", "text", "text", "text", "text", "text", "text", "text",
                    "text", "text", "integer", "text", "text", "text", "text"),
         )
@@ -211,7 +378,7 @@ class NotifierReadModel(FactsReadModel):
         }
         rendered = self.renderer.render(plan.number, context)
         address = context["recipient"]["email"]
-        created = fixed(event.timestamp)
+        created = stamp(event.timestamp)
         return (
             identifier,
             event.position,
@@ -231,6 +398,54 @@ class NotifierReadModel(FactsReadModel):
             None if address else f"{recipient} has no email address in the directory",
             created,
             None,
+        )
+
+    def _skipped_rows(self, emails: list, users: dict, names: dict) -> list[tuple]:
+        """What an email older than the horizon keeps for the trail: its subject and address, no
+        bodies (it is never rendered). The subject is formed once per email of an event (its
+        recipients share it), the time once per event. Rows of :data:`SKIPPED_COLUMNS`."""
+        rows = []
+        last_event = last_plan = None
+        for identifier, seq, event, plan, recipient, request, assignment_id, _, _ in emails:
+            if event is not last_event:
+                last_event, created = event, stamp(event.timestamp)
+            if plan is not last_plan:
+                requestor_id = request["requestor_id"]
+                requestor = (users.get(requestor_id) or {}).get("display_name") or requestor_id
+                last_plan, title = plan, subject_line(plan.number, plan.due, requestor, names[request["access_package_id"]])
+            address = (users.get(recipient) or {}).get("email")
+            rows.append((identifier, event.position, seq, plan.number, recipient, address, title, request["id"], assignment_id, created))
+        return rows
+
+    def _insert_skipped(self, tx: Transaction, rows: list[tuple], reason: str) -> None:
+        """Inserts skipped emails (status ``skipped``, ``reason`` as their ``last_error``, empty
+        bodies, never sent): on PostgreSQL one statement with an array per column that varies, the
+        constant ones given once; ids already in the outbox are left as they are."""
+        if not rows:
+            return
+        # by request: the request index, the only one keyed at random, has its pages visited in order
+        # (the others follow the log: this batch's entries all go to their right-hand edge)
+        rows.sort(key=lambda row: (row[7] or "", row[1], row[2]))
+        if tx.backend != "postgresql":
+            suffix = f"@{self.mail_domain}>"
+            tx.insert_many(
+                f"INSERT INTO {OUTBOX} ({', '.join(OUTBOX_COLUMNS)})",
+                (
+                    (i, position, seq, number, recipient, address, title, "", "", request_id, assignment_id,
+                     f"<{i}{suffix}", SKIPPED, 0, created, reason, created, None)
+                    for i, position, seq, number, recipient, address, title, request_id, assignment_id, created in rows
+                ),
+                conflict="ON CONFLICT (position, seq) DO NOTHING",
+                types=("text",) * 18,  # SQLite: only their number matters
+            )
+            return
+        arrays = ", ".join(f"%b::{sql_type}[]" for sql_type in SKIPPED_TYPES)  # binary, as insert_many's
+        tx.execute(
+            f"INSERT INTO {OUTBOX} ({', '.join(OUTBOX_COLUMNS)})"
+            " SELECT s.id, s.position, s.seq, s.number, s.recipient_id, s.to_address, s.subject, '', '', s.request_id,"
+            " s.assignment_id, '<' || s.id || ?, ?, 0, s.created_at, ?, s.created_at, NULL"
+            f" FROM unnest({arrays}) AS s ({', '.join(SKIPPED_COLUMNS)}) ON CONFLICT (position, seq) DO NOTHING",
+            (f"@{self.mail_domain}>", SKIPPED, reason, *(list(column) for column in zip(*rows))),
         )
 
     # --- queries -----------------------------------------------------------------------------
@@ -258,6 +473,15 @@ class NotifierReadModel(FactsReadModel):
             row_to_item=outbox_item,
         )
 
+
+OUTBOX_COLUMNS = (
+    "id", "position", "seq", "number", "recipient_id", "to_address", "subject", "text_body", "html_body", "request_id",
+    "assignment_id", "message_id", "status", "attempts", "next_attempt_at", "last_error", "created_at", "sent_at",
+)
+SKIPPED_COLUMNS = (
+    "id", "position", "seq", "number", "recipient_id", "to_address", "subject", "request_id", "assignment_id", "created_at",
+)
+SKIPPED_TYPES = ("text", "bigint", "integer", "integer", "text", "text", "text", "text", "text", "text")
 
 OUTBOX_ITEM = (
     "id", "number", "subject", "to_address", "recipient_id", "request_id", "assignment_id", "status", "attempts",

@@ -71,6 +71,21 @@ def environment() -> Environment:
     return env
 
 
+def subject_line(number: int, due: datetime | str | None, requestor: str, access_package: str) -> str:
+    """Email ``number``'s subject: ``due`` is the moment of its ``[date]`` and ``[time]`` (or None),
+    ``requestor`` and ``access_package`` the names shown. Without the templates: an email the
+    notifier skips (older than its horizon) keeps its subject in the outbox, and is never rendered."""
+    return subject(
+        number,
+        {
+            "date": format_date(due, missing=""),
+            "time": format_time(due, missing=""),
+            "requestor": requestor,
+            "access_package": access_package,
+        },
+    )
+
+
 @dataclass(frozen=True)
 class Rendered:
     subject: str
@@ -85,15 +100,8 @@ class Renderer:
     def render(self, number: int, context: dict[str, Any]) -> Rendered:
         """``context``: see notifier/templates/README.md. ``due`` (the ``[date]`` and ``[time]`` of
         the subject) is a moment or None."""
-        due = context.get("due")
-        title = subject(
-            number,
-            {
-                "date": format_date(due, missing=""),
-                "time": format_time(due, missing=""),
-                "requestor": context["requestor"]["display_name"],
-                "access_package": context["access_package"]["name"],
-            },
+        title = subject_line(
+            number, context.get("due"), context["requestor"]["display_name"], context["access_package"]["name"]
         )
         values = {**context, "number": number, "subject": title}
         return Rendered(

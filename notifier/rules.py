@@ -15,6 +15,11 @@ REQUEST = "AccessRequest"
 ASSIGNMENT = "Assignment"
 ADMIN_ADD = "admin_add"
 
+# the events that cause emails (the notifier reads only these, and the ones that say which access
+# an assignment holds)
+REQUEST_KINDS = ("StageStarted", "ApproverReminded", "Escalated", "StageApproved", "Denied", "Expired")
+ASSIGNMENT_KINDS = ("Delivered", "ExpiryReminded", "AccessExpired", "Removed")
+
 
 @dataclass(frozen=True)
 class Planned:
@@ -68,12 +73,13 @@ def request_emails(kind: str, data: dict, request: dict) -> list[Planned]:
     return []
 
 
-def assignment_emails(kind: str, data: dict, assignment: dict, grant: dict | None) -> list[Planned]:
-    """The emails an assignment's event causes; ``grant`` is the request whose access it holds."""
+def assignment_emails(kind: str, data: dict, user_id: str, grant: dict | None) -> list[Planned]:
+    """The emails an event of the assignment of ``user_id`` causes; ``grant`` is the request whose
+    access it holds."""
     if grant is None or grant["request_type"] == ADMIN_ADD or not notifies(grant):
         return []  # the seed: emails are sent only when a user makes a request for access
     event = kind.split(".", 1)[1]
-    user = (assignment["user_id"],)
+    user = (user_id,)
     if event == "Delivered":
         return [Planned(18, user)]
     if event == "ExpiryReminded":

@@ -12,6 +12,10 @@ recognise the duplicate, and with its attempts counting both tries.
 Temporary failures (4xx replies, a server that cannot be reached or hangs up) are retried with
 exponential backoff up to ``max_attempts``; permanent ones (5xx replies, no address) fail at once.
 Each email keeps its status, its attempts and the last error in the outbox.
+
+Only ``pending`` and ``sending`` emails are ever read or claimed (``DUE``): an email the notifier
+skipped (``skipped``: older than its horizon when it first projected the history) is never sent,
+and has no body to send.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from domain.clock import Clock
 from entitlements.settings import ConfigurationError
-from notifier.projection import FAILED, OUTBOX, PENDING, SENDING, SENT
+from notifier.projection import DUE, DUE_SQL, FAILED, OUTBOX, PENDING, SENDING, SENT
 from projections.deadlines import fixed
 from projections.store import ViewStore
 
@@ -174,9 +178,9 @@ class Sender:
         with self.store.transaction(write=False) as tx:
             return tx.fetchall(
                 f"SELECT id, to_address, subject, text_body, html_body, message_id, attempts, number FROM {OUTBOX}"
-                f" WHERE status IN (?, ?) AND next_attempt_at <= ? ORDER BY next_attempt_at, position, seq"
-                f" LIMIT {int(self.batch)}",
-                (PENDING, SENDING, fixed(self.clock.now())),
+                f" WHERE {DUE_SQL} AND next_attempt_at <= ? ORDER BY next_attempt_at, position, seq"
+                f" LIMIT {int(self.batch)}",  # the predicate spelled as the partial index's: it is used
+                (fixed(self.clock.now()),),
             )
 
     def _deliver(self, due: list[tuple], report: SendReport) -> bool:
@@ -233,8 +237,8 @@ class Sender:
         with self.store.transaction() as tx:
             claimed = tx.fetchall(
                 f"UPDATE {OUTBOX} SET status = ?, attempts = ?, next_attempt_at = ?"
-                f" WHERE id = ? AND attempts = ? AND status IN (?, ?) AND next_attempt_at <= ? RETURNING id",
-                (SENDING, attempts + 1, fixed(now + self.lease), email_id, attempts, PENDING, SENDING, fixed(now)),
+                f" WHERE id = ? AND attempts = ? AND {DUE_SQL} AND next_attempt_at <= ? RETURNING id",
+                (SENDING, attempts + 1, fixed(now + self.lease), email_id, attempts, fixed(now)),
             )
         return bool(claimed)
 
@@ -253,7 +257,7 @@ class Sender:
     def _sent(self, email_id: str, report: SendReport) -> None:
         with self.store.transaction() as tx:  # the attempt was counted when it went in flight
             tx.execute(
-                f"UPDATE {OUTBOX} SET status = ?, sent_at = ?, last_error = NULL WHERE id = ?",
+                f"UPDATE {OUTBOX} SET status = ?, sent_at = ?, last_error = NULL WHERE id = ? AND {DUE_SQL}",
                 (SENT, fixed(self.clock.now()), email_id),
             )
         report.sent += 1
@@ -264,7 +268,7 @@ class Sender:
         with self.store.transaction() as tx:
             tx.execute(
                 f"UPDATE {OUTBOX} SET status = ?, next_attempt_at = ?, last_error = ?"
-                " WHERE id = ? AND status = ? AND attempts = ?",  # still this sender's claim
+                f" WHERE id = ? AND status = ? AND attempts = ? AND {DUE_SQL}",  # still this sender's claim
                 (
                     FAILED if give_up else PENDING,
                     fixed(now if give_up else now + self.delay(attempts)),
@@ -289,8 +293,8 @@ class Sender:
         with self.store.transaction() as tx:
             tx.execute(
                 f"UPDATE {OUTBOX} SET status = ?, next_attempt_at = ?, last_error = ?"
-                f" WHERE id IN {tx.in_list(ids)} AND status IN (?, ?) AND next_attempt_at <= ?",
-                (PENDING, fixed(now + self.first_delay), reason, *ids, PENDING, SENDING, fixed(now)),
+                f" WHERE id IN {tx.in_list(ids)} AND {DUE_SQL} AND next_attempt_at <= ?",
+                (PENDING, fixed(now + self.first_delay), reason, *ids, fixed(now)),
             )
 
     # --- following ---------------------------------------------------------------------------

@@ -214,7 +214,10 @@ class Projector:
         head = self.head()
         if start >= head:
             return 0
-        events = self.log.read(start, stop=head, limit=self.batch_size, topics=self.topics)
+        # the topics of the read models that have events to apply, not of those at the head (a read
+        # model rebuilt alone reads its own events, not those of the sources it reads)
+        topics = sorted({topic for model in active if positions[model.name] < head for topic in model.topics})
+        events = self.log.read(start, stop=head, limit=self.batch_size, topics=topics)
         end = events[-1].position if len(events) == self.batch_size else head
         reached = dict(positions)
         applied: list[ReadModel] = []

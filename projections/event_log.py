@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import orjson
 from eventsourcing.application import Application
 
-from projections.store import ViewStore
+from projections.store import Transaction, ViewStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,11 @@ class EventLog:
     def head(self) -> int:
         """The position of the last event recorded."""
         with self.store.transaction(write=False) as tx:
-            row = tx.fetchone(f"SELECT MAX({self._id}) FROM {self._table}")
+            return self.head_in(tx)
+
+    def head_in(self, tx: Transaction) -> int:
+        """The position of the last event recorded, as ``tx`` sees it."""
+        row = tx.fetchone(f"SELECT MAX({self._id}) FROM {self._table}")
         return int(row[0] or 0) if row else 0
 
     def read(self, after: int, *, stop: int, limit: int, topics: Sequence[str]) -> list[LogEvent]:

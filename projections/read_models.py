@@ -9,13 +9,14 @@ from typing import Any, Callable, Sequence
 
 from eventsourcing.application import Application
 
-from entitlements.settings import DEFAULT_BASE_URL
-from notifier.projection import NotifierReadModel
+from entitlements.settings import DEFAULT_BASE_URL, DEFAULT_NOTIFIER_HORIZON, notifier_horizon
+from notifier.projection import HorizonSetting, NotifierReadModel
 
 from projections.assignments import AssignmentsReadModel
 from projections.deadlines import DeadlinesReadModel
 from projections.directory import DirectoryReadModel
 from projections.engine import BATCH_SIZE, Failure, Projector, ReadModel, with_sources
+from projections.event_log import EventLog
 from projections.facts import FactsModel
 from projections.history import HistoryReadModel
 from projections.paging import Page
@@ -71,12 +72,14 @@ class ReadModels:
         batch_size: int = BATCH_SIZE,
         base_url: str = DEFAULT_BASE_URL,
         mail_domain: str = "localhost",
+        notifier_horizon: str = DEFAULT_NOTIFIER_HORIZON,
     ) -> None:
         self.app = app
         self.store = store
         self.batch_size = batch_size
         self.base_url = base_url
         self.mail_domain = mail_domain
+        self.notifier_horizon = notifier_horizon  # ENTITLEMENTS_NOTIFIER_HORIZON
         self.models = self._new_models()
         self.projector = Projector(app, store, list(self.models.values()), batch_size=batch_size)
 
@@ -90,7 +93,11 @@ class ReadModels:
             elif kind is DirectoryReadModel:
                 models[name] = directory
             elif kind is NotifierReadModel:
-                models[name] = kind(facts, directory, base_url=self.base_url, mail_domain=self.mail_domain)
+                horizon = HorizonSetting(  # the application's clock (manual or not), read when a projection begins
+                    self.notifier_horizon, notifier_horizon(self.notifier_horizon),
+                    now=lambda: self.app.clock.now(), log_head=EventLog(self.app, self.store).head_in,
+                )
+                models[name] = kind(facts, directory, base_url=self.base_url, mail_domain=self.mail_domain, horizon=horizon)
             else:
                 models[name] = kind(facts)
         return models

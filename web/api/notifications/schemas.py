@@ -8,7 +8,10 @@ from domain import limits
 from web.api.fields import Identifier, Text
 from web.api.schemas import TIMESTAMP, ListQueryArgsSchema, page_schema
 
-STATUSES = "pending (not sent yet, or waiting to be tried again), sending, sent, failed"
+STATUSES = (
+    "pending (not sent yet, or waiting to be tried again), sending, sent, failed, or skipped (never rendered nor"
+    " sent: older than the notifier horizon when the notifier first projected the log; last_error says why)"
+)
 
 
 class NotificationQueryArgsSchema(ListQueryArgsSchema):
@@ -30,7 +33,7 @@ class NotificationSchema(ma.Schema):
     assignment_id = ma.fields.String(required=True, allow_none=True)
     status = ma.fields.String(required=True, metadata={"description": STATUSES})
     attempts = ma.fields.Integer(required=True, metadata={"description": "delivery attempts so far"})
-    last_error = ma.fields.String(required=True, allow_none=True, metadata={"description": "why the last attempt failed"})
+    last_error = ma.fields.String(required=True, allow_none=True, metadata={"description": "why the last attempt failed, or why it was never sent (failed, skipped)"})
     message_id = ma.fields.String(required=True, metadata={"description": "its Message-ID header, the same on every attempt"})
     created_at = ma.fields.String(required=True, metadata=TIMESTAMP)
     sent_at = ma.fields.String(required=True, allow_none=True, metadata=TIMESTAMP)
