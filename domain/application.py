@@ -93,6 +93,8 @@ class EntitlementsApplication(Application):
         self.clock = clock or SystemClock()
         self.resource_kinds = resource_kinds if resource_kinds is not None else default_resource_kinds()
         self.members: MemberIndex = member_index or LogMemberIndex(self)
+        # aggregates that do not grow are replayed in one query (the library's own repository would
+        # first look for a snapshot of each)
         self._replaying = Repository(event_store=self.events)
         # aggregate id -> (its latest state, the version of its latest snapshot), least recently used first
         self._kept: OrderedDict[UUID, tuple[Aggregate, int]] = OrderedDict()
@@ -229,7 +231,7 @@ class EntitlementsApplication(Application):
     def policy_version(self, policy_id: str, version: int) -> AssignmentPolicy:
         """The policy as it was at ``version``: decisions follow the version a request was made under."""
         try:
-            policy = self.repository.get(AssignmentPolicy.id_for(policy_id), version=version)
+            policy = self._replaying.get(AssignmentPolicy.id_for(policy_id), version=version)
         except AggregateNotFoundError:
             raise errors.UnknownPolicy(f"no policy {policy_id!r} at version {version}", policy_id=policy_id) from None
         return policy
