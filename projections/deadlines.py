@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from domain.durations import parse_duration
-from projections.facts import PENDING_APPROVAL, FactsReadModel, Touched, current_stage
+from projections.event_log import LogEvent
+from projections.facts import ASSIGNMENT, PACKAGE, PENDING_APPROVAL, REQUEST, FactsReadModel, Touched, current_stage
 from projections.store import Transaction
 
 NAME = "deadlines"
@@ -44,6 +45,38 @@ def fixed(value: datetime | str) -> str:
     """``2026-03-09T09:00:00.000000Z``: fixed width (the year too, ``0001``), so text order is time order."""
     when = moment(value)
     return f"{when.year:04d}-{when:%m-%dT%H:%M:%S.%f}Z"
+
+
+# What an event can do to the deadlines, for a reader that runs many deadlines without catching
+# this read model up after each command (the scheduler's jumps of the manual clock): after one of
+# these events the rows of the request or assignment it is about are the same or fewer, never new
+# and never moved (a reminder or an escalation done, a request decided or closed, access delivered,
+# reminded or ended). Any other event of a request or an assignment may add or move a deadline (a
+# stage starts, access is granted or extended): it is told apart by not being listed here, so an
+# event added later counts as one that may. ``tests/integration/test_scheduler_jumps.py`` checks the
+# list against the projection itself.
+ONLY_REMOVE = frozenset(
+    [
+        f"{REQUEST}.{name}"
+        for name in ("ApproverReminded", "Escalated", "StageApproved", "Approved", "Denied", "Expired", "Cancelled", "Revoked")
+    ]
+    + [
+        f"{ASSIGNMENT}.{name}"
+        for name in ("RequestOpened", "RequestClosed", "Delivered", "PartiallyDelivered", "ExpiryReminded", "AccessExpired", "Removed")
+    ]
+)
+
+
+def affected(event: LogEvent) -> tuple[list[str], bool]:
+    """The subjects (request and assignment ids) whose deadlines ``event`` may change, and whether
+    it may add a deadline or move one (False: it can only take deadlines away)."""
+    if event.kind.startswith(PACKAGE + "."):
+        return [], False  # package names: no deadline depends on them
+    subjects = [event.originator_id]
+    request_id = event.data.get("request_id")
+    if isinstance(request_id, str):
+        subjects.append(request_id)  # the request an assignment's event is about
+    return subjects, event.kind not in ONLY_REMOVE
 
 
 def request_deadlines(request: dict) -> list[tuple]:
@@ -114,4 +147,9 @@ class DeadlinesReadModel(FactsReadModel):
             f" ORDER BY due_at, kind, subject_id LIMIT {int(limit)}",
             params,
         )
+        return [{"kind": k, "subject_id": s, "stage": n, "due_at": d} for k, s, n, d in rows]
+
+    def of_subjects(self, tx: Transaction, subject_ids: set[str]) -> list[dict]:
+        """Every deadline of these requests and assignments (by the subject index)."""
+        rows = tx.fetch_where_in(f"SELECT kind, subject_id, stage, due_at FROM {TABLE}", "subject_id", subject_ids)
         return [{"kind": k, "subject_id": s, "stage": n, "due_at": d} for k, s, n, d in rows]

@@ -189,6 +189,11 @@ class ReadModels:
         with self.store.transaction(write=False) as tx:
             return self.models["deadlines"].due(tx, now, limit=limit, after=after)
 
+    def deadlines_of(self, subject_ids: set[str]) -> list[dict]:
+        """The deadlines of these requests and assignments, whenever due."""
+        with self.store.transaction(write=False) as tx:
+            return self.models["deadlines"].of_subjects(tx, subject_ids)
+
     def notifications(
         self, *, request_id: str | None = None, to: str | None = None, limit: int, cursor: str | None = None
     ) -> Page:
