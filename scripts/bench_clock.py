@@ -48,6 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench_readmodels import pg_conninfo, with_dbname  # noqa: E402  (scripts/ is on the path: this file's folder)
+
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)  # the clock when the jump starts
 STEP = timedelta(seconds=1)  # between two submissions (before T0)
@@ -491,23 +493,6 @@ def run_child(args: list[str], *, timeout: float) -> dict:
 # =============================================================================================
 # Databases
 # =============================================================================================
-
-
-def pg_conninfo(url: str) -> str:
-    from entitlements.persistence import database_from_url
-
-    env = database_from_url(url).library_env
-    parts = [f"dbname={env['POSTGRES_DBNAME']}", f"host={env['POSTGRES_HOST']}", f"port={env['POSTGRES_PORT']}", f"user={env['POSTGRES_USER']}"]
-    if env.get("POSTGRES_PASSWORD"):
-        parts.append(f"password={env['POSTGRES_PASSWORD']}")
-    return " ".join(parts)
-
-
-def with_dbname(url: str, dbname: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, "", ""))
 
 
 class Databases:

@@ -17,6 +17,7 @@ from entitlements.tenant import load_tenant
 from notifier.projection import HORIZON
 from notifier.sender import Sender, SmtpServer
 from tests.integration.conftest import START
+from tests.integration.test_notifier import outbox
 
 TENANT = Path(__file__).parent.parent / "data" / "notifications.yaml"
 DAY = timedelta(days=1)
@@ -50,16 +51,6 @@ def submit(app, package, requestor="rita"):
     return app.submit_request(requestor_id=requestor, access_package_id=package, justification="for the launch")
 
 
-def outbox(services) -> list[dict]:
-    """Every email, oldest first."""
-    services.read_models.catch_up()
-    items, cursor = [], None
-    while True:
-        page = services.read_models.notifications(limit=200, cursor=cursor)
-        items += page.items
-        if not page.next_cursor:
-            return list(reversed(items))
-        cursor = page.next_cursor
 
 
 def summary(services) -> list[tuple]:
