@@ -50,7 +50,7 @@ from projections.directory import DirectoryReadModel
 from projections.engine import LogEvent, topics
 from projections.facts import ASSIGNMENT, REQUEST, FactsModel, FactsReadModel
 from projections.paging import Page, keyset_page
-from projections.store import Transaction
+from projections.store import Transaction, sql_text
 
 NAME = "notifier"
 OUTBOX = "outbox"
@@ -162,7 +162,9 @@ class NotifierReadModel(FactsReadModel):
         f"CREATE INDEX IF NOT EXISTS {OUTBOX}_due_queue ON {OUTBOX} (next_attempt_at, position, seq) WHERE {DUE_SQL}",
         f"CREATE INDEX IF NOT EXISTS {OUTBOX}_due_by_id ON {OUTBOX} (id) WHERE {DUE_SQL}",
         f"CREATE INDEX IF NOT EXISTS {OUTBOX}_by_request ON {OUTBOX} (request_id, position, seq)",
-        f"CREATE INDEX IF NOT EXISTS {OUTBOX}_by_recipient ON {OUTBOX} (recipient_id, position, seq)",
+        # an outbox filtered by recipient matches the user id or the address, which no index serves
+        # (the one by recipient alone was never read, and cost every email an entry written at random)
+        f"DROP INDEX IF EXISTS {OUTBOX}_by_recipient",
         f"""CREATE TABLE IF NOT EXISTS {GRANTS} (
             assignment_id TEXT PRIMARY KEY,
             request_id TEXT NOT NULL,
@@ -291,39 +293,50 @@ class NotifierReadModel(FactsReadModel):
         return {aid: (request_id, end) for aid, request_id, end in rows}
 
     def _write(self, tx: Transaction, planned: list, horizon: Horizon | None) -> None:
-        emails = []  # (id, seq, event, plan, recipient, request, assignment id, access end, skipped)
+        # an email's seq is its rank among its event's emails; the emails of an event older than
+        # the horizon are skipped (kept as plans: their rows are formed straight from them)
+        fresh = []  # (id, seq, event, plan, recipient, request, assignment id, access end)
+        skipped = []  # (first seq, event, plan, request, assignment id)
         skips = False
         for index, (event, plan, request, assignment_id, access_end) in enumerate(planned):
             if index == 0 or planned[index - 1][0] is not event:
                 seq = 0
                 skips = horizon is not None and horizon.skips(event)
+            if skips:
+                skipped.append((seq, event, plan, request, assignment_id))
+                seq += len(plan.recipients)
+                continue
             for recipient in plan.recipients:
-                identifier = email_id(event, plan.number, recipient)
-                emails.append((identifier, seq, event, plan, recipient, request, assignment_id, access_end, skips))
+                fresh.append((email_id(event, plan.number, recipient), seq, event, plan, recipient, request, assignment_id, access_end))
                 seq += 1
         # a replay or a rebuild meets emails already written (sent, pending, skipped...): they are
         # neither rendered nor touched, and a skipped one stays skipped. An email has its event's
         # position: when the outbox holds nothing between the batch's first and last, none is
         # written (one probe of the position index, instead of one lookup per email)
         first, last = planned[0][0].position, planned[-1][0].position
+        written: set[str] = set()
         if tx.fetchone(f"SELECT 1 FROM {OUTBOX} WHERE position >= ? AND position <= ? LIMIT 1", (first, last)):
             written = {row[0] for row in tx.fetchall(f"SELECT id FROM {OUTBOX} WHERE position >= ? AND position <= ?", (first, last))}
-            emails = [email for email in emails if email[0] not in written]
-        if not emails:
+            fresh = [email for email in fresh if email[0] not in written]
+            skipped = [
+                plan for plan in skipped if any(email_id(plan[1], plan[2].number, r) not in written for r in plan[2].recipients)
+            ]
+        if not skipped and not fresh:
             return
         people: set[str] = set()
-        for _, _, event, plan, recipient, request, _, _, skipped in emails:
-            if skipped:  # only what its subject and address need
-                people.add(recipient)
-                people.add(request["requestor_id"])
-            else:
-                people.update((recipient, request["requestor_id"], request["target_user_id"], event.data.get("actor") or ""))
+        for _, _, plan, request, _ in skipped:  # only what their subjects and addresses need
+            people.update(plan.recipients)
+            people.add(request["requestor_id"])
+        for _, _, event, plan, recipient, request, _, _ in fresh:
+            people.update((recipient, request["requestor_id"], request["target_user_id"], event.data.get("actor") or ""))
         users = self.directory.get_many(tx, people)
-        names = self.source.facts.names_of(tx, {email[5]["access_package_id"] for email in emails})
-        fresh = [email[:-1] for email in emails if not email[-1]]
-        if len(fresh) < len(emails):
-            skipped = self._skipped_rows([email for email in emails if email[-1]], users, names)
-            self._insert_skipped(tx, skipped, horizon.reason)
+        names = self.source.facts.names_of(
+            tx, {plan[3]["access_package_id"] for plan in skipped} | {email[5]["access_package_id"] for email in fresh}
+        )
+        if skipped:
+            self._insert_skipped(tx, self._skipped_rows(skipped, written, users, names), horizon.reason)
+        if not fresh:
+            return
         tx.insert_many(
             f"INSERT INTO {OUTBOX} ({', '.join(OUTBOX_COLUMNS)})",
             [self._row(*email, users, names) for email in fresh],
@@ -400,44 +413,59 @@ class NotifierReadModel(FactsReadModel):
             None,
         )
 
-    def _skipped_rows(self, emails: list, users: dict, names: dict) -> list[tuple]:
-        """What an email older than the horizon keeps for the trail: its subject and address, no
-        bodies (it is never rendered). The subject is formed once per email of an event (its
-        recipients share it), the time once per event. Rows of :data:`SKIPPED_COLUMNS`."""
+    def _skipped_rows(self, skipped: list, written: set[str], users: dict, names: dict) -> list[tuple]:
+        """What the emails of plans older than the horizon keep for the trail: their subjects and
+        addresses, no bodies (they are never rendered); none of the ids ``written`` already. A
+        subject is formed once per plan (its recipients share it), the time once per event. Rows of
+        :data:`SKIPPED_COLUMNS`."""
         rows = []
-        last_event = last_plan = None
-        for identifier, seq, event, plan, recipient, request, assignment_id, _, _ in emails:
+        last_event = None
+        for seq, event, plan, request, assignment_id in skipped:
             if event is not last_event:
-                last_event, created = event, stamp(event.timestamp)
-            if plan is not last_plan:
-                requestor_id = request["requestor_id"]
-                requestor = (users.get(requestor_id) or {}).get("display_name") or requestor_id
-                last_plan, title = plan, subject_line(plan.number, plan.due, requestor, names[request["access_package_id"]])
-            address = (users.get(recipient) or {}).get("email")
-            rows.append((identifier, event.position, seq, plan.number, recipient, address, title, request["id"], assignment_id, created))
+                last_event, created, position = event, stamp(event.timestamp), event.position
+            requestor_id = request["requestor_id"]
+            requestor = (users.get(requestor_id) or {}).get("display_name") or requestor_id
+            title = subject_line(plan.number, plan.due, requestor, names[request["access_package_id"]])
+            request_id, number = request["id"], plan.number
+            for recipient in plan.recipients:
+                identifier = email_id(event, number, recipient)
+                if identifier not in written:
+                    address = (users.get(recipient) or {}).get("email")
+                    rows.append((identifier, position, seq, number, recipient, address, title, request_id, assignment_id, created))
+                seq += 1
         return rows
 
     def _insert_skipped(self, tx: Transaction, rows: list[tuple], reason: str) -> None:
         """Inserts skipped emails (status ``skipped``, ``reason`` as their ``last_error``, empty
-        bodies, never sent): on PostgreSQL one statement with an array per column that varies, the
-        constant ones given once; ids already in the outbox are left as they are."""
+        bodies, never sent); emails already in the outbox are left as they are."""
         if not rows:
             return
         # by request: the request index, the only one keyed at random, has its pages visited in order
         # (the others follow the log: this batch's entries all go to their right-hand edge)
         rows.sort(key=lambda row: (row[7] or "", row[1], row[2]))
         if tx.backend != "postgresql":
-            suffix = f"@{self.mail_domain}>"
-            tx.insert_many(
-                f"INSERT INTO {OUTBOX} ({', '.join(OUTBOX_COLUMNS)})",
-                (
-                    (i, position, seq, number, recipient, address, title, "", "", request_id, assignment_id,
-                     f"<{i}{suffix}", SKIPPED, 0, created, reason, created, None)
-                    for i, position, seq, number, recipient, address, title, request_id, assignment_id, created in rows
-                ),
-                conflict="ON CONFLICT (position, seq) DO NOTHING",
-                types=("text",) * 18,  # SQLite: only their number matters
+            # one parameter per column that varies (?1 to ?10, SKIPPED_COLUMNS), the constants as literals
+            tx.execute_many(
+                f"INSERT INTO {OUTBOX} ({', '.join(OUTBOX_COLUMNS)})"
+                f" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '', '', ?8, ?9, '<' || ?1 || {sql_text('@' + self.mail_domain + '>')},"
+                f" {sql_text(SKIPPED)}, 0, ?10, {sql_text(reason)}, ?10, NULL) ON CONFLICT (position, seq) DO NOTHING",
+                rows,
             )
+            return
+        # PostgreSQL: none of them is in the outbox (the batch's probe), so one COPY, the fastest way
+        # in; should another writer (a rebuild beside the projector) have added one since, or a
+        # value need escaping, the rows go in with an INSERT that leaves the ones there as they are
+        suffix = f"@{self.mail_domain}>"
+        copied = tx.copy_rows(
+            OUTBOX,
+            OUTBOX_COLUMNS,
+            (
+                (i, position, seq, number, recipient, address, title, "", "", request_id, assignment_id,
+                 f"<{i}{suffix}", SKIPPED, 0, created, reason, created, None)
+                for i, position, seq, number, recipient, address, title, request_id, assignment_id, created in rows
+            ),
+        )
+        if copied:
             return
         arrays = ", ".join(f"%b::{sql_type}[]" for sql_type in SKIPPED_TYPES)  # binary, as insert_many's
         tx.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from domain.clock import as_utc
-from notifier.subjects import subject
+from notifier.subjects import PLACEHOLDERS, subject
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -35,6 +36,17 @@ def format_date(value: datetime | str | None, missing: str = "not given") -> str
     """``November 23, 2026`` (UTC); a moment without a UTC date, as given."""
     if not value:
         return missing
+    if isinstance(value, str):  # a stage's deadline is in each of its emails' subjects
+        return _date_of_text(value)
+    return _date_of(value)
+
+
+@lru_cache(maxsize=4096)
+def _date_of_text(value: str) -> str:
+    return _date_of(value)
+
+
+def _date_of(value: datetime | str) -> str:
     moment = parse_moment(value)
     if moment is None:
         return as_given(value)
@@ -61,6 +73,7 @@ def format_datetime(value: datetime | str | None, missing: str = "not given") ->
 def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
+        auto_reload=False,  # the templates are the package's: compiled once, never looked at again
         autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -75,15 +88,13 @@ def subject_line(number: int, due: datetime | str | None, requestor: str, access
     """Email ``number``'s subject: ``due`` is the moment of its ``[date]`` and ``[time]`` (or None),
     ``requestor`` and ``access_package`` the names shown. Without the templates: an email the
     notifier skips (older than its horizon) keeps its subject in the outbox, and is never rendered."""
-    return subject(
-        number,
-        {
-            "date": format_date(due, missing=""),
-            "time": format_time(due, missing=""),
-            "requestor": requestor,
-            "access_package": access_package,
-        },
-    )
+    values = {"requestor": requestor, "access_package": access_package}
+    placeholders = PLACEHOLDERS[number]
+    if "date" in placeholders:  # a first projection forms a subject per skipped email: only what it shows
+        values["date"] = format_date(due, missing="")
+    if "time" in placeholders:
+        values["time"] = format_time(due, missing="")
+    return subject(number, values)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ SUBJECTS: dict[int, str] = {
 }
 
 PLACEHOLDER = re.compile(r"\[(date|time|requestor|access_package)\]")
+PLACEHOLDERS: dict[int, frozenset[str]] = {number: frozenset(PLACEHOLDER.findall(text)) for number, text in SUBJECTS.items()}
 
 
 def subject(number: int, values: Mapping[str, str]) -> str:

@@ -45,6 +45,8 @@ def dumps(value: Any) -> str:
 
 loads = orjson.loads
 
+SQLITE_CACHE_KIB = 32 * 1024
+
 NUL_ESCAPE = "\ufffd"  # what a NUL of the log becomes in PostgreSQL's read-model tables
 
 
@@ -53,8 +55,19 @@ def without_nul(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", NUL_ESCAPE) if "\x00" in value else value
     if isinstance(value, (list, tuple)):
+        try:  # a list of text (or None): one search through all of it, the usual answer being none
+            if "\x00" not in "".join(filter(None, value)):
+                return list(value)
+        except TypeError:  # numbers, or lists in the list
+            if not any(isinstance(item, (str, list, tuple)) for item in value):
+                return list(value)
         return [without_nul(item) for item in value]
     return value
+
+
+def sql_text(value: str) -> str:
+    """``value`` as an SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 class Transaction:
@@ -92,6 +105,28 @@ class Transaction:
             without_nul(list(column)) if sql_type == "text" else list(column) for column, sql_type in zip(zip(*rows), types)
         ]
         self._cursor.execute(f"{statement} SELECT * FROM unnest({arrays}) {conflict}", columns)
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> bool:
+        """PostgreSQL: ``rows`` (none of which ``table`` should hold) into ``table`` with one
+        ``COPY``, in a savepoint. True when they are in; False, with none of them written, when
+        one breaks a unique index (another transaction wrote it first) or a value is refused (a
+        NUL in text): the caller then inserts them another way."""
+        assert self.backend == "postgresql", "SQLite: execute_many"
+        import psycopg
+
+        try:
+            with self._cursor.connection.transaction():
+                with self._cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DataError):
+            return False
+        return True
+
+    def execute_many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        """SQLite: ``statement`` once per row of parameters."""
+        assert self.backend != "postgresql", "PostgreSQL: insert_many, one statement for all rows"
+        self._cursor.executemany(statement, rows)
 
     def fetchall(self, statement: str, params: Sequence[Any] = ()) -> list[tuple]:
         self.execute(statement, params)
@@ -199,6 +234,10 @@ class ViewStore:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA busy_timeout=30000")
             connection.execute("PRAGMA synchronous=NORMAL")
+            # pages kept in memory, up to 32 MB per connection (SQLite's default is 2 MB): a read
+            # model's indexes keyed at random (ids) are written all over as the history grows
+            connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+            connection.execute(f"PRAGMA temp.cache_size=-{SQLITE_CACHE_KIB}")  # a rebuild's tables
             self._local.connection = connection
             with self._sqlite_lock:
                 self._sqlite_connections.append(connection)

@@ -236,6 +236,25 @@ def test_a_rebuild_neither_sends_again_nor_skips_what_the_outbox_holds(history, 
     assert received(mailbox) == RECENT
 
 
+def test_a_rebuild_that_meets_another_email_in_the_place_of_a_skipped_one_leaves_it_and_writes_the_rest(
+    history, clock, open_notifier
+):
+    old_and_recent(history, clock)
+    services = open_notifier()
+    before = outbox(services)
+    with services.store.transaction() as tx:  # another writer's email in the place of the first one
+        tx.execute("DELETE FROM outbox WHERE status = 'skipped' AND NOT (position = ? AND seq = 0)", (min_position(tx),))
+        tx.execute("UPDATE outbox SET id = 'written-by-another' WHERE status = 'skipped'")
+    services.read_models.rebuild(["notifier"])  # on PostgreSQL its COPY meets that place, and it inserts instead
+    after = outbox(services)
+    assert after[0]["id"] == "written-by-another"
+    assert [{**e, "id": None} for e in after] == [{**e, "id": None} for e in before]
+
+
+def min_position(tx) -> int:
+    return tx.fetchone("SELECT MIN(position) FROM outbox")[0]
+
+
 def test_a_lost_outbox_is_written_again_by_a_rebuild_that_mails_only_what_is_within_its_horizon(
     database_url, clock, open_notifier, mailbox
 ):
