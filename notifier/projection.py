@@ -66,8 +66,24 @@ DUE_SQL = "status IN ('pending', 'sending')"  # the same, as the predicate of th
 def email_id(event: LogEvent, number: int, recipient: str) -> str:
     """``uuid5(EMAIL_IDS, "originator/version/number/recipient")`` as text, computed without
     building UUID objects (a first projection makes one per email of the history)."""
-    name = f"{event.originator_id}/{event.version}/{number}/{recipient}".encode()
-    digest = bytearray(sha1(_EMAIL_IDS_BYTES + name).digest()[:16])
+    return email_ids(event, number)(recipient)
+
+
+def email_ids(event: LogEvent, number: int) -> Callable[[str], str]:
+    """:func:`email_id` of each recipient of the email ``number`` of ``event``: the hash of what
+    they share is taken once."""
+    shared = sha1(_EMAIL_IDS_BYTES + f"{event.originator_id}/{event.version}/{number}/".encode())
+
+    def of(recipient: str) -> str:
+        hashed = shared.copy()
+        hashed.update(recipient.encode())
+        return _as_uuid5(hashed.digest())
+
+    return of
+
+
+def _as_uuid5(sha1_digest: bytes) -> str:
+    digest = bytearray(sha1_digest[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     text = digest.hex()
@@ -150,7 +166,8 @@ class NotifierReadModel(FactsReadModel):
             next_attempt_at TEXT NOT NULL,
             last_error TEXT,
             created_at TEXT NOT NULL,
-            sent_at TEXT)""",
+            sent_at TEXT,
+            request_position BIGINT)""",
         # an email's place, (its event's position, its number among the event's emails), is its key:
         # replays and rebuilds add an email only where the outbox holds none (ON CONFLICT), in the
         # order of the log, so the key index is appended to, not written all over as a random id's
@@ -161,7 +178,12 @@ class NotifierReadModel(FactsReadModel):
         f"DROP INDEX IF EXISTS {OUTBOX}_due",
         f"CREATE INDEX IF NOT EXISTS {OUTBOX}_due_queue ON {OUTBOX} (next_attempt_at, position, seq) WHERE {DUE_SQL}",
         f"CREATE INDEX IF NOT EXISTS {OUTBOX}_due_by_id ON {OUTBOX} (id) WHERE {DUE_SQL}",
-        f"CREATE INDEX IF NOT EXISTS {OUTBOX}_by_request ON {OUTBOX} (request_id, position, seq)",
+        # a request's emails: keyed first by the position of its submission, which grows with the
+        # log, so that an email's entry goes where its request's are, among the recent ones (keyed
+        # by the request's random id, every email wrote all over the index). An outbox written
+        # before that column has no position in its rows (NULL): found by the same index
+        f"DROP INDEX IF EXISTS {OUTBOX}_by_request",
+        f"CREATE INDEX IF NOT EXISTS {OUTBOX}_by_request_position ON {OUTBOX} (request_position, request_id, position, seq)",
         # an outbox filtered by recipient matches the user id or the address, which no index serves
         # (the one by recipient alone was never read, and cost every email an entry written at random)
         f"DROP INDEX IF EXISTS {OUTBOX}_by_recipient",
@@ -199,6 +221,8 @@ class NotifierReadModel(FactsReadModel):
     # --- the horizon -------------------------------------------------------------------------
 
     def create(self, tx: Transaction) -> None:
+        if tx.table_exists(OUTBOX) and "request_position" not in tx.columns(OUTBOX):
+            tx.execute(f"ALTER TABLE {OUTBOX} ADD COLUMN request_position BIGINT")  # an outbox of before
         super().create(tx)
         row = tx.fetchone("SELECT position FROM projection_positions WHERE name = ?", (self.name,))
         if self.horizon is not None and row is not None and int(row[0]) == 0:
@@ -342,7 +366,7 @@ class NotifierReadModel(FactsReadModel):
             [self._row(*email, users, names) for email in fresh],
             conflict="ON CONFLICT (position, seq) DO NOTHING",
             types=("text", "bigint", "integer", "integer", "text", "text", "text", "text", "text", "text", "text",
-                   "text", "text", "integer", "text", "text", "text", "text"),
+                   "text", "text", "integer", "text", "text", "text", "text", "bigint"),
         )
 
     def _row(
@@ -411,6 +435,7 @@ class NotifierReadModel(FactsReadModel):
             None if address else f"{recipient} has no email address in the directory",
             created,
             None,
+            request.get("submitted_position"),
         )
 
     def _skipped_rows(self, skipped: list, written: set[str], users: dict, names: dict) -> list[tuple]:
@@ -426,12 +451,14 @@ class NotifierReadModel(FactsReadModel):
             requestor_id = request["requestor_id"]
             requestor = (users.get(requestor_id) or {}).get("display_name") or requestor_id
             title = subject_line(plan.number, plan.due, requestor, names[request["access_package_id"]])
-            request_id, number = request["id"], plan.number
+            request_id, request_position = request["id"], request.get("submitted_position")
+            number, id_of = plan.number, email_ids(event, plan.number)
             for recipient in plan.recipients:
-                identifier = email_id(event, number, recipient)
+                identifier = id_of(recipient)
                 if identifier not in written:
                     address = (users.get(recipient) or {}).get("email")
-                    rows.append((identifier, position, seq, number, recipient, address, title, request_id, assignment_id, created))
+                    rows.append((identifier, position, seq, number, recipient, address, title, request_id, assignment_id, created,
+                                 request_position))
                 seq += 1
         return rows
 
@@ -440,15 +467,14 @@ class NotifierReadModel(FactsReadModel):
         bodies, never sent); emails already in the outbox are left as they are."""
         if not rows:
             return
-        # by request: the request index, the only one keyed at random, has its pages visited in order
-        # (the others follow the log: this batch's entries all go to their right-hand edge)
-        rows.sort(key=lambda row: (row[7] or "", row[1], row[2]))
+        # in the order of the request index: its pages are visited in turn
+        rows.sort(key=lambda row: (row[10] or 0, row[7] or "", row[1], row[2]))
         if tx.backend != "postgresql":
-            # one parameter per column that varies (?1 to ?10, SKIPPED_COLUMNS), the constants as literals
+            # one parameter per column that varies (?1 to ?11, SKIPPED_COLUMNS), the constants as literals
             tx.execute_many(
                 f"INSERT INTO {OUTBOX} ({', '.join(OUTBOX_COLUMNS)})"
                 f" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '', '', ?8, ?9, '<' || ?1 || {sql_text('@' + self.mail_domain + '>')},"
-                f" {sql_text(SKIPPED)}, 0, ?10, {sql_text(reason)}, ?10, NULL) ON CONFLICT (position, seq) DO NOTHING",
+                f" {sql_text(SKIPPED)}, 0, ?10, {sql_text(reason)}, ?10, NULL, ?11) ON CONFLICT (position, seq) DO NOTHING",
                 rows,
             )
             return
@@ -461,8 +487,8 @@ class NotifierReadModel(FactsReadModel):
             OUTBOX_COLUMNS,
             (
                 (i, position, seq, number, recipient, address, title, "", "", request_id, assignment_id,
-                 f"<{i}{suffix}", SKIPPED, 0, created, reason, created, None)
-                for i, position, seq, number, recipient, address, title, request_id, assignment_id, created in rows
+                 f"<{i}{suffix}", SKIPPED, 0, created, reason, created, None, request_position)
+                for i, position, seq, number, recipient, address, title, request_id, assignment_id, created, request_position in rows
             ),
         )
         if copied:
@@ -471,7 +497,7 @@ class NotifierReadModel(FactsReadModel):
         tx.execute(
             f"INSERT INTO {OUTBOX} ({', '.join(OUTBOX_COLUMNS)})"
             " SELECT s.id, s.position, s.seq, s.number, s.recipient_id, s.to_address, s.subject, '', '', s.request_id,"
-            " s.assignment_id, '<' || s.id || ?, ?, 0, s.created_at, ?, s.created_at, NULL"
+            " s.assignment_id, '<' || s.id || ?, ?, 0, s.created_at, ?, s.created_at, NULL, s.request_position"
             f" FROM unnest({arrays}) AS s ({', '.join(SKIPPED_COLUMNS)}) ON CONFLICT (position, seq) DO NOTHING",
             (f"@{self.mail_domain}>", SKIPPED, reason, *(list(column) for column in zip(*rows))),
         )
@@ -484,7 +510,14 @@ class NotifierReadModel(FactsReadModel):
         """The outbox, newest first; ``to`` is a user id or an email address."""
         conditions, params = ["1 = 1"], []
         if request_id:
-            conditions.append("request_id = ?")
+            # by the index: the request's emails have the position of its submission (or none, in
+            # an outbox written before that column)
+            submitted = tx.fetchone(f"SELECT submitted_position FROM {self.source.facts.requests_table} WHERE request_id = ?", (request_id,))
+            if submitted is None:
+                conditions.append("request_position IS NULL AND request_id = ?")
+            else:
+                conditions.append("(request_position = ? OR request_position IS NULL) AND request_id = ?")
+                params.append(int(submitted[0]))
             params.append(request_id)
         if to:
             conditions.append("(recipient_id = ? OR to_address = ?)")
@@ -505,11 +538,13 @@ class NotifierReadModel(FactsReadModel):
 OUTBOX_COLUMNS = (
     "id", "position", "seq", "number", "recipient_id", "to_address", "subject", "text_body", "html_body", "request_id",
     "assignment_id", "message_id", "status", "attempts", "next_attempt_at", "last_error", "created_at", "sent_at",
+    "request_position",
 )
 SKIPPED_COLUMNS = (
     "id", "position", "seq", "number", "recipient_id", "to_address", "subject", "request_id", "assignment_id", "created_at",
+    "request_position",
 )
-SKIPPED_TYPES = ("text", "bigint", "integer", "integer", "text", "text", "text", "text", "text", "text")
+SKIPPED_TYPES = ("text", "bigint", "integer", "integer", "text", "text", "text", "text", "text", "text", "bigint")
 
 OUTBOX_ITEM = (
     "id", "number", "subject", "to_address", "recipient_id", "request_id", "assignment_id", "status", "attempts",

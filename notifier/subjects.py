@@ -5,6 +5,7 @@ placeholders ``[date]``, ``[time]``, ``[requestor]`` and ``[access_package]``.""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Mapping
 
 SUBJECTS: dict[int, str] = {
@@ -34,7 +35,17 @@ PLACEHOLDER = re.compile(r"\[(date|time|requestor|access_package)\]")
 PLACEHOLDERS: dict[int, frozenset[str]] = {number: frozenset(PLACEHOLDER.findall(text)) for number, text in SUBJECTS.items()}
 
 
+# each subject as a format string: ``{date}`` for ``[date]`` (the subjects hold no braces)
+_FORMATS: dict[int, str] = {number: PLACEHOLDER.sub(r"{\1}", text) for number, text in SUBJECTS.items()}
+
+
 def subject(number: int, values: Mapping[str, str]) -> str:
     """Email ``number``'s subject with its placeholders filled from ``values`` (their white space,
     line breaks included, collapsed: a header is one line)."""
-    return PLACEHOLDER.sub(lambda match: " ".join(values[match.group(1)].split()), SUBJECTS[number])
+    return _FORMATS[number].format_map({name: one_line(values[name]) for name in PLACEHOLDERS[number]})
+
+
+@lru_cache(maxsize=4096)
+def one_line(value: str) -> str:
+    """``value`` with its runs of white space, line breaks included, as one space (names recur)."""
+    return " ".join(value.split())

@@ -132,6 +132,13 @@ class Transaction:
         self.execute(statement, params)
         return list(self._cursor.fetchall())
 
+    def table_exists(self, table: str) -> bool:
+        """Whether ``table`` exists (a temporary one included)."""
+        if self.backend == "postgresql":
+            return self.fetchone("SELECT to_regclass(?) IS NOT NULL", (table,))[0]
+        return self.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+                             " UNION ALL SELECT 1 FROM sqlite_temp_master WHERE type = 'table' AND name = ?", (table, table)) is not None
+
     def columns(self, table: str) -> list[str]:
         """The column names of ``table``, in order."""
         self.execute(f"SELECT * FROM {table} LIMIT 0")

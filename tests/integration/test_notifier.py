@@ -297,3 +297,36 @@ def test_rebuilding_the_notifier_adds_no_email_and_sends_none_again(app, service
         assert outbox(services) == sent
         assert sender(services).send_due().handled == 0
     assert len(mailbox.messages) == 4
+
+
+# --- an outbox written before the request index by position ---------------------------------------
+
+
+def by_request(services, request_id) -> list[tuple[int, str]]:
+    services.read_models.catch_up()
+    page = services.read_models.notifications(request_id=str(request_id), limit=50)
+    return [(email["number"], email["recipient_id"]) for email in reversed(page.items)]
+
+
+def test_an_outbox_written_before_the_request_position_keeps_finding_its_emails_by_request(
+    database_url, clock, mailbox, services, app
+):
+    request, other = submit(app, "wiki"), submit(app, "vault", requestor="mona")
+    assert by_request(services, request.id) == [(2, "amy"), (2, "bob")]
+    with services.store.transaction() as tx:  # the outbox as the commit before wrote it
+        tx.execute("DROP INDEX outbox_by_request_position")
+        tx.execute("ALTER TABLE outbox DROP COLUMN request_position")
+        tx.execute("CREATE INDEX outbox_by_request ON outbox (request_id, position, seq)")
+    services.close()
+    upgraded = build_services(Settings(database_url=database_url, smtp_url=mailbox.url), clock=clock)
+    try:
+        upgraded.app.decide(request_id=request.id, approver_id="amy", decision="approve")
+        assert by_request(upgraded, request.id) == [(2, "amy"), (2, "bob"), (7, "amy"), (7, "bob"), (18, "rita")]
+        assert by_request(upgraded, other.id) == [(2, "amy"), (2, "bob")]
+        assert by_request(upgraded, "no-such-request") == []
+        with upgraded.store.transaction(write=False) as tx:
+            positions = tx.fetchall("SELECT number, request_position FROM outbox WHERE request_id = ? ORDER BY position, seq", (str(request.id),))
+            assert [position is None for _, position in positions] == [True, True, False, False, False]
+            assert not tx.table_exists("no_such_table") and tx.table_exists("outbox")
+    finally:
+        upgraded.close()
