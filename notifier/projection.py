@@ -365,8 +365,7 @@ class NotifierReadModel(FactsReadModel):
             f"INSERT INTO {OUTBOX} ({', '.join(OUTBOX_COLUMNS)})",
             [self._row(*email, users, names) for email in fresh],
             conflict="ON CONFLICT (position, seq) DO NOTHING",
-            types=("text", "bigint", "integer", "integer", "text", "text", "text", "text", "text", "text", "text",
-                   "text", "text", "integer", "text", "text", "text", "text", "bigint"),
+            types=OUTBOX_TYPES,
         )
 
     def _row(
@@ -442,7 +441,8 @@ class NotifierReadModel(FactsReadModel):
         """What the emails of plans older than the horizon keep for the trail: their subjects and
         addresses, no bodies (they are never rendered); none of the ids ``written`` already. A
         subject is formed once per plan (its recipients share it), the time once per event. Rows of
-        :data:`SKIPPED_COLUMNS`."""
+        ``(id, position, seq, number, recipient_id, to_address, subject, request_id, assignment_id,
+        created_at, request_position)``."""
         rows = []
         last_event = None
         for seq, event, plan, request, assignment_id in skipped:
@@ -470,7 +470,7 @@ class NotifierReadModel(FactsReadModel):
         # in the order of the request index: its pages are visited in turn
         rows.sort(key=lambda row: (row[10] or 0, row[7] or "", row[1], row[2]))
         if tx.backend != "postgresql":
-            # one parameter per column that varies (?1 to ?11, SKIPPED_COLUMNS), the constants as literals
+            # one parameter per column that varies (?1 to ?11, a row of _skipped_rows), the constants as literals
             tx.execute_many(
                 f"INSERT INTO {OUTBOX} ({', '.join(OUTBOX_COLUMNS)})"
                 f" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '', '', ?8, ?9, '<' || ?1 || {sql_text('@' + self.mail_domain + '>')},"
@@ -482,25 +482,18 @@ class NotifierReadModel(FactsReadModel):
         # in; should another writer (a rebuild beside the projector) have added one since, or a
         # value need escaping, the rows go in with an INSERT that leaves the ones there as they are
         suffix = f"@{self.mail_domain}>"
-        copied = tx.copy_rows(
-            OUTBOX,
-            OUTBOX_COLUMNS,
-            (
-                (i, position, seq, number, recipient, address, title, "", "", request_id, assignment_id,
-                 f"<{i}{suffix}", SKIPPED, 0, created, reason, created, None, request_position)
-                for i, position, seq, number, recipient, address, title, request_id, assignment_id, created, request_position in rows
-            ),
-        )
-        if copied:
-            return
-        arrays = ", ".join(f"%b::{sql_type}[]" for sql_type in SKIPPED_TYPES)  # binary, as insert_many's
-        tx.execute(
-            f"INSERT INTO {OUTBOX} ({', '.join(OUTBOX_COLUMNS)})"
-            " SELECT s.id, s.position, s.seq, s.number, s.recipient_id, s.to_address, s.subject, '', '', s.request_id,"
-            " s.assignment_id, '<' || s.id || ?, ?, 0, s.created_at, ?, s.created_at, NULL, s.request_position"
-            f" FROM unnest({arrays}) AS s ({', '.join(SKIPPED_COLUMNS)}) ON CONFLICT (position, seq) DO NOTHING",
-            (f"@{self.mail_domain}>", SKIPPED, reason, *(list(column) for column in zip(*rows))),
-        )
+        full = [
+            (i, position, seq, number, recipient, address, title, "", "", request_id, assignment_id,
+             f"<{i}{suffix}", SKIPPED, 0, created, reason, created, None, request_position)
+            for i, position, seq, number, recipient, address, title, request_id, assignment_id, created, request_position in rows
+        ]
+        if not tx.copy_rows(OUTBOX, OUTBOX_COLUMNS, full):
+            tx.insert_many(
+                f"INSERT INTO {OUTBOX} ({', '.join(OUTBOX_COLUMNS)})",
+                full,
+                conflict="ON CONFLICT (position, seq) DO NOTHING",
+                types=OUTBOX_TYPES,
+            )
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -540,11 +533,10 @@ OUTBOX_COLUMNS = (
     "assignment_id", "message_id", "status", "attempts", "next_attempt_at", "last_error", "created_at", "sent_at",
     "request_position",
 )
-SKIPPED_COLUMNS = (
-    "id", "position", "seq", "number", "recipient_id", "to_address", "subject", "request_id", "assignment_id", "created_at",
-    "request_position",
+OUTBOX_TYPES = (
+    "text", "bigint", "integer", "integer", "text", "text", "text", "text", "text", "text", "text", "text", "text",
+    "integer", "text", "text", "text", "text", "bigint",
 )
-SKIPPED_TYPES = ("text", "bigint", "integer", "integer", "text", "text", "text", "text", "text", "text", "bigint")
 
 OUTBOX_ITEM = (
     "id", "number", "subject", "to_address", "recipient_id", "request_id", "assignment_id", "status", "attempts",

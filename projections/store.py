@@ -98,7 +98,7 @@ class Transaction:
             return
         if self.backend != "postgresql":
             placeholders = "(" + ",".join("?" * len(types)) + ")"
-            self._cursor.executemany(f"{statement} VALUES {placeholders} {conflict}", rows)
+            self.execute_many(f"{statement} VALUES {placeholders} {conflict}", rows)
             return
         arrays = ", ".join(f"%b::{sql_type}[]" for sql_type in types)  # %b: binary, no text escaping
         columns = [
@@ -124,7 +124,7 @@ class Transaction:
         return True
 
     def execute_many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        """SQLite: ``statement`` once per row of parameters."""
+        """SQLite: ``statement`` once per row of parameters (PostgreSQL: see insert_many)."""
         assert self.backend != "postgresql", "PostgreSQL: insert_many, one statement for all rows"
         self._cursor.executemany(statement, rows)
 
