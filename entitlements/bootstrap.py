@@ -11,12 +11,14 @@ import psycopg
 from domain.application import EntitlementsApplication
 from domain.clock import Clock, SystemClock
 from domain.resources import ResourceKind
+from entitlements.audit import load_signer
 from entitlements.persistence import Database, database_from_url
 from entitlements.scheduler import Scheduler
 from entitlements.settings import ConfigurationError, Settings
 from entitlements.stored_clock import StoredClock
 from entitlements.tokens import TokenStore
 from notifier.sender import Sender, SmtpServer
+from projections.log_tree import LogTree
 from projections.read_models import ReadModels
 from projections.store import ViewStore
 
@@ -81,6 +83,7 @@ class Services:
     read_models: ReadModels
     tokens: TokenStore
     scheduler: Scheduler  # one per process: it runs one tick at a time
+    log_tree: LogTree  # the log's Merkle tree and signed checkpoints
 
     def sender(self) -> Sender | None:
         """The outbox's SMTP sender, or None when no ``ENTITLEMENTS_SMTP_URL`` is set."""
@@ -116,10 +119,13 @@ def build_services(
             )
             tokens = TokenStore(store)
             scheduler = Scheduler(app, read_models)
+            log_tree = LogTree(
+                read_models.audit_log, lambda: load_signer(settings.audit_key_file, settings.base_url), now=lambda: app.clock.now()
+            )
     except Exception as error:
         app.close()
         store.close()
         if type(error).__module__.startswith(("psycopg", "sqlite3")):
             raise ConfigurationError(f"cannot open the database {settings.database_url}: {error}") from error
         raise
-    return Services(settings=settings, app=app, store=store, read_models=read_models, tokens=tokens, scheduler=scheduler)
+    return Services(settings=settings, app=app, store=store, read_models=read_models, tokens=tokens, scheduler=scheduler, log_tree=log_tree)

@@ -3,6 +3,7 @@ exit, never a traceback (``ENTITLEMENTS_DEBUG=1`` shows one for unexpected failu
 
 from __future__ import annotations
 
+import base64
 import getpass
 import logging
 import os
@@ -13,13 +14,16 @@ import click
 
 from domain import limits
 from domain.errors import DomainError
-from entitlements import processes
+from entitlements import audit, processes
 from entitlements.bootstrap import build_services
 from entitlements.settings import ConfigurationError, Settings
 from entitlements.tenant import LOADER, LoadResult, TenantFileError, load_tenant
 from entitlements.tokens import DEFAULT_EXPIRES_IN, UnknownToken, parse_expires_in
 from projections.read_models import UnknownReadModel
 from projections.rebuild import RebuildFailed
+from transparency_log.__main__ import main as verifier_main
+from transparency_log.checkpoint import CheckpointError
+from transparency_log.note import NoteError
 
 DEMO_TENANT = Path(__file__).parent / "demo" / "tenant.yaml"
 
@@ -300,6 +304,93 @@ def describe_tenant(result: LoadResult) -> str:
             ) or "no approval"
             lines.append(f"    policy {policy['id']}: requestors {policy['requestors']['scope']}; {approval}")
     return "\n".join(lines)
+
+
+@cli.group("audit")
+def audit_group() -> None:
+    """For auditors: export the event log, sign and verify checkpoints of it.
+
+    An export is JSON lines (one event a line, in log order) with a signed checkpoint beside it
+    (FILE.checkpoint): a C2SP signed note (Ed25519) of the RFC 9162 Merkle tree over the RFC 8785
+    bytes of each line. `audit verify` checks it offline; `python -m transparency_log verify`
+    does the same with nothing installed but `cryptography` and `rfc8785`."""
+
+
+@audit_group.command("export")
+@click.option("--request", "request_id", type=IDENTIFIER, help="Only this request's trail, each event with its inclusion proof.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write (default: audit-export-TIME.jsonl, or audit-request-ID.jsonl).")
+@click.option("--since", "since", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --request: an older checkpoint to prove the log only grew since (FILE.consistency).")
+def audit_export_command(request_id: str | None, output: Path | None, since: Path | None) -> None:
+    """Write the event log (or one request's trail) and its signed checkpoint."""
+    if since is not None and request_id is None:
+        raise click.UsageError("--since goes with --request (a whole export is checked against an older checkpoint by `audit verify --since`)")
+    services = build_services(Settings.from_env())
+    try:
+        signer = services.log_tree.signer
+        if request_id is None:
+            path = output or Path(f"audit-export-{services.app.clock.now().strftime('%Y%m%dT%H%M%SZ')}.jsonl")
+            result = audit.export_log(services.log_tree, signer, path)
+        else:
+            path = output or Path(f"audit-request-{request_id}.jsonl")
+            note = since.read_text(encoding="utf-8") if since else None
+            result = audit.export_request(services.log_tree, services.read_models, signer, path, request_id, note)
+    except (audit.RequestNotFound, audit.LogDiffers) as error:
+        _fail(str(error))
+    except (NoteError, CheckpointError) as error:
+        _fail(f"{since}: {error}")
+    finally:
+        services.close()
+    click.echo(f"wrote {result.events} event(s) to {result.path}; checkpoint {result.path}.checkpoint"
+               f" (tree size {result.tree_size}, root {base64.b64encode(result.root).decode()})")
+
+
+@audit_group.command("key")
+def audit_key_command() -> None:
+    """Print the verifier key auditors check exports and checkpoints with."""
+    settings = Settings.from_env()
+    click.echo(audit.load_signer(settings.audit_key_file, settings.base_url).verifier_key)
+
+
+@audit_group.command("checkpoint")
+def audit_checkpoint_command() -> None:
+    """Record a signed checkpoint of the log's head now."""
+    services = build_services(Settings.from_env())
+    try:
+        recorded = services.log_tree.record(force=True)
+    finally:
+        services.close()
+    assert recorded is not None
+    click.echo(recorded.note, nl=False)
+
+
+@audit_group.command("verify")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--key", help="The verifier key (its text or a file holding it); default: this deployment's.")
+@click.option("--since", type=click.Path(dir_okay=False, path_type=Path), help="An older checkpoint the log must have grown from.")
+def audit_verify_command(file: Path | None, key: str | None, since: Path | None) -> None:
+    """Check an export offline, or (no FILE) the live database against its signed checkpoints.
+
+    Exit 0 when intact; 1 naming the first broken line and why; 2 for a usage error."""
+    settings = Settings.from_env()
+    if key is None:
+        key = audit.load_signer(settings.audit_key_file, settings.base_url).verifier_key
+    if file is not None:
+        argv = ["verify", str(file), "--key", key] + (["--since", str(since)] if since else [])
+        raise click.exceptions.Exit(verifier_main(argv))
+    if since is not None:
+        raise click.UsageError("--since needs FILE: the live database is checked against its own checkpoints")
+    services = build_services(settings)
+    try:
+        report = audit.verify_live(services.log_tree, audit.read_verifier(key))
+    finally:
+        services.close()
+    if report.ok:
+        click.echo(report.message)
+        return
+    click.echo(f"broken: {report.message}", err=True)
+    raise click.exceptions.Exit(1)
 
 
 def _approver_label(approver: dict) -> str:

@@ -6,6 +6,7 @@ process of each other part on one PostgreSQL."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
@@ -96,6 +97,30 @@ def scheduling(services: Services, *, interval: float = 1.0) -> Iterator[threadi
         yield thread
 
 
+def follow_checkpoints(services: Services, stop: threading.Event, *, interval: float = 5.0) -> None:
+    """Records a signed checkpoint of the log whenever one is due (``projections.log_tree``:
+    every 1,000 events, or 10 minutes after the last when anything was recorded since)."""
+    last_error = None
+    while not stop.is_set():
+        try:
+            services.log_tree.record(force=False)
+            last_error = None
+        except Exception as error:  # the database or the key file: said once, retried
+            text = f"{type(error).__name__}: {error}"
+            if text != last_error:
+                log.error("recording a checkpoint of the log failed (%s); retrying", text)
+            last_error = text
+        stop.wait(interval)
+
+
+@contextmanager
+def checkpointing(services: Services, *, interval: float = 5.0) -> Iterator[threading.Thread]:
+    """Signed checkpoints of the log are recorded in a background thread while the block runs."""
+    follow = functools.partial(follow_checkpoints, services)
+    with _in_background("checkpoints", follow, interval=interval, join_timeout=35) as thread:
+        yield thread
+
+
 def tick(settings: Settings) -> bool:
     """Runs the deadlines due now once; prints what it did. False when a deadline failed."""
     services = build_services(settings)
@@ -116,8 +141,13 @@ def schedule(settings: Settings, *, interval: float) -> None:
     services = build_services(settings)
     _stop_on_sigterm()
     try:
-        click.echo(f"running the deadlines of {settings.database_url} every {interval:g} s; Ctrl-C to stop", err=True)
-        _until_interrupted(services.scheduler.follow, interval=interval)
+        click.echo(
+            f"running the deadlines of {settings.database_url} every {interval:g} s and recording signed checkpoints"
+            " of its log; Ctrl-C to stop",
+            err=True,
+        )
+        with checkpointing(services):
+            _until_interrupted(services.scheduler.follow, interval=interval)
     finally:
         services.close()
 
@@ -218,7 +248,7 @@ def serve(settings: Settings, *, host: str, port: int, threads: int) -> None:
     _stop_on_sigterm()
     try:
         services.read_models.catch_up()
-        with following(services), scheduling(services), sending(services):
+        with following(services), scheduling(services), sending(services), checkpointing(services):
             app = create_app(services, project_inline=True)
             click.echo(
                 f"entitlements API at http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); Ctrl-C to stop",

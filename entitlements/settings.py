@@ -14,6 +14,7 @@ from dotenv import dotenv_values
 from domain.durations import parse_duration
 
 DEFAULT_DATABASE_URL = "sqlite:///var/entitlements.db"
+DEFAULT_AUDIT_KEY_FILE = "var/audit-signing.key"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 CLOCKS = ("system", "manual")
 # How far back a first projection of the notifier still mails (README: Emails, "The horizon").
@@ -30,6 +31,7 @@ class Settings:
     smtp_url: str | None = None
     base_url: str = DEFAULT_BASE_URL
     secret_key: str | None = None
+    audit_key_file: str = DEFAULT_AUDIT_KEY_FILE
     clock: str = "system"
     mail_from: str = "entitlements@localhost"
     notifier_horizon: str = DEFAULT_NOTIFIER_HORIZON  # an ISO 8601 duration, checked on creation
@@ -61,6 +63,7 @@ class Settings:
             smtp_url=values.get("ENTITLEMENTS_SMTP_URL") or None,
             base_url=(values.get("ENTITLEMENTS_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
             secret_key=values.get("ENTITLEMENTS_SECRET_KEY") or None,
+            audit_key_file=values.get("ENTITLEMENTS_AUDIT_KEY_FILE") or DEFAULT_AUDIT_KEY_FILE,
             clock=clock,
             mail_from=mail_from(values),
             notifier_horizon=(values.get("ENTITLEMENTS_NOTIFIER_HORIZON") or "").strip() or DEFAULT_NOTIFIER_HORIZON,

@@ -12,7 +12,10 @@ from eventsourcing.application import Application
 from entitlements.settings import DEFAULT_BASE_URL, DEFAULT_NOTIFIER_HORIZON, notifier_horizon
 from notifier.projection import HorizonSetting, NotifierReadModel
 
+from projections.access_history import AccessHistoryReadModel
 from projections.assignments import AssignmentsReadModel
+from projections.audit_log import AuditLog, EventFilter
+from projections.explanations import Explainer
 from projections.deadlines import DeadlinesReadModel
 from projections.directory import DirectoryReadModel
 from projections.engine import BATCH_SIZE, Failure, Projector, ReadModel, with_sources
@@ -34,6 +37,7 @@ READ_MODELS: dict[str, type[ReadModel]] = {
     "deadlines": DeadlinesReadModel,
     "directory": DirectoryReadModel,
     "notifier": NotifierReadModel,
+    "access_history": AccessHistoryReadModel,
 }
 
 
@@ -82,6 +86,7 @@ class ReadModels:
         self.notifier_horizon = notifier_horizon  # ENTITLEMENTS_NOTIFIER_HORIZON
         self.models = self._new_models()
         self.projector = Projector(app, store, list(self.models.values()), batch_size=batch_size)
+        self.audit_log = AuditLog(EventLog(app, store))
 
     def _new_models(self) -> dict[str, Any]:
         """One instance of every read model, sharing one facts and one directory instance."""
@@ -98,6 +103,8 @@ class ReadModels:
                     now=lambda: self.app.clock.now(), log_head=EventLog(self.app, self.store).head_in,
                 )
                 models[name] = kind(facts, directory, base_url=self.base_url, mail_domain=self.mail_domain, horizon=horizon)
+            elif kind is AccessHistoryReadModel:
+                models[name] = kind()
             else:
                 models[name] = kind(facts)
         return models
@@ -199,3 +206,48 @@ class ReadModels:
     ) -> Page:
         with self.store.transaction(write=False) as tx:
             return self.models["notifier"].outbox(tx, request_id=request_id, to=to, limit=limit, cursor=cursor)
+
+    def audit_events(self, *, after: int, limit: int, where: EventFilter, topics: Sequence[str] = ()):
+        """A page of the whole log after position ``after`` (``/audit/events``)."""
+        return self.audit_log.page(after=after, limit=limit, topics=topics, where=where)
+
+    def trail(self, request_id: str) -> list[dict[str, Any]] | None:
+        """A request's events and its assignment's that belong to it, in log order."""
+        return self.audit_log.trail(request_id)
+
+    def explanation(self, request_id: str) -> dict[str, Any] | None:
+        """Who could decide each stage of a request and why, what happened and what was shown."""
+        return Explainer(self.audit_log).explain(request_id)
+
+    def access_at(
+        self,
+        *,
+        at: str,
+        access_package_id: str | None = None,
+        user_id: str | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page:
+        """Who held a package (or what a user held) at the moment ``at``, each period with who
+        approved the request that granted it, stage by stage (``/audit/access``)."""
+        with self.store.transaction(write=False) as tx:
+            page = self.models["access_history"].held_at(
+                tx, at=at, access_package_id=access_package_id, user_id=user_id, limit=limit, cursor=cursor
+            )
+            requests = self.models["facts"].facts.requests_by_id(tx, {item["request_id"] for item in page.items})
+        for item in page.items:
+            item["approved_by"] = approvals_of(requests.get(item["request_id"]))
+        return page
+
+
+def approvals_of(request: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Who approved a request, stage by stage; an administrator's direct assignment is stage 0."""
+    if request is None:
+        return []
+    if request.get("request_type") == "admin_add":
+        return [{"stage": 0, "user_id": request["requestor_id"], "reason": None, "decided_at": request["submitted_at"]}]
+    return [
+        {"stage": stage["number"], "user_id": stage["decided_by"], "reason": stage["reason"], "decided_at": stage["decided_at"]}
+        for stage in request.get("stages") or []
+        if stage.get("decision") == "approved"
+    ]

@@ -17,6 +17,7 @@ from web import auth
 from web.api.admin.routes import blp as admin_blp
 from web.api.approvals.routes import blp as approvals_blp
 from web.api.assignments.routes import blp as assignments_blp
+from web.api.audit.routes import blp as audit_blp
 from web.api.health.routes import blp as health_blp
 from web.api.me.routes import blp as me_blp
 from web.api.notifications.routes import blp as notifications_blp
@@ -26,7 +27,7 @@ from web.context import EXTENSION, WebContext
 from web.errors import ErrorSchema, handle_http_exception, register_error_handlers
 
 API_PREFIX = "/api/v1"
-BLUEPRINTS = (requests_blp, me_blp, assignments_blp, approvals_blp, notifications_blp, admin_blp, health_blp)
+BLUEPRINTS = (requests_blp, me_blp, assignments_blp, approvals_blp, notifications_blp, audit_blp, admin_blp, health_blp)
 SECURITY_SCHEME = "bearerAuth"
 
 DEFAULT_CONFIG: dict[str, Any] = {

@@ -38,6 +38,10 @@ EXPECTED = {
     "GET /approvals/pending":         (200,      200,   200,  200,  200,   200,    200),
     "GET /approvals/history":         (200,      200,   200,  200,  200,   200,    200),
     "GET /notifications":             (403,      403,   403,  403,  403,   200,    200),
+    "GET /audit/events":              (403,      403,   403,  403,  403,   200,    403),
+    "GET /audit/requests/{id}/trail": (403,      403,   403,  403,  403,   200,    403),
+    "GET /audit/requests/{id}/explain": (403,    403,   403,  403,  403,   200,    403),
+    "GET /audit/access":              (403,      403,   403,  403,  403,   200,    403),
     "GET /admin/clock":               (403,      403,   403,  403,  403,   403,    200),  # the tests' clock is manual
     "POST /admin/clock":              (403,      403,   403,  403,  403,   403,    200),
     "GET /healthz":                   (200,      200,   200,  200,  200,   200,    200),
@@ -80,6 +84,11 @@ class Scenario:
         if endpoint == "GET /requests/{id}":
             self.shared = self.shared or self.submit_for_report()
             return api.get(user, f"/requests/{self.shared['id']}", at=self.shared["position"])
+        if endpoint.startswith("GET /audit/requests/{id}/"):
+            self.shared = self.shared or self.submit_for_report()
+            return api.get(user, path.replace("{id}", self.shared["id"]))
+        if endpoint == "GET /audit/access":
+            return api.get(user, f"{path}?access_package_id=staged-1&at={api.services.app.clock.now().isoformat().replace('+', '%2B')}")
         if endpoint == "POST /requests/{id}/decision":
             return api.decide(user, self.submit_for_report()["id"])
         if endpoint == "POST /requests/{id}/cancel":

@@ -172,3 +172,21 @@ def test_a_nul_of_the_log_reaches_every_read_model_shown_as_u_fffd_on_postgresql
     shown_nul = NUL_ESCAPE if services.store.backend == "postgresql" else "\x00"
     assert f"on{shown_nul}call" in outbox_text(services, 2, "amy")
     assert services.read_models.request(str(request.id))["justification"] == JUSTIFICATION  # JSON text: \u0000
+
+
+def test_an_old_log_with_unrepresentable_times_and_nul_exports_and_verifies(services, tmp_path):
+    from entitlements.audit import export_log
+    from transparency_log.export import verify_export
+    from transparency_log.note import Signer, generate_signer
+
+    app = services.app
+    request, assignment = old_request(
+        app, user="rita", package="wiki", stages=True, justification=JUSTIFICATION, start=YEAR_ONE, end=YEAR_10000
+    )
+    app.save(request, assignment)
+    signer = Signer.from_text(generate_signer("example.test/audit"))
+    result = export_log(services.log_tree, signer, tmp_path / "log.jsonl")
+    assert result.events == services.read_models.head()
+    report = verify_export(str(tmp_path / "log.jsonl"), signer.verifier_key)
+    assert report.exit_code == 0, str(report)
+    assert "on\\u0000call" in (tmp_path / "log.jsonl").read_text(encoding="utf-8")
