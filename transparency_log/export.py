@@ -170,9 +170,10 @@ def _where(line_number: int, position: int | None) -> str:
 
 
 def _position_in(raw: bytes) -> int | None:
-    """The position a line that could not be read seems to hold, to name it in a report."""
-    found = _POSITION_IN_LINE.search(raw)
-    return int(found.group(1)) if found else None
+    """The position a line that could not be read seems to hold, to name it in a report: the
+    last "position" key, as the event's own one comes after "data" in canonical key order."""
+    found = _POSITION_IN_LINE.findall(raw)
+    return int(found[-1]) if found else None
 
 
 def _position_of(line: Mapping[str, Any]) -> int | None:
@@ -450,7 +451,8 @@ class ExportWriter:
         return checkpoint
 
     def abort(self) -> None:
-        """Discards the export: no file of it is left, and an earlier export at ``path`` stays."""
+        """Discards the files staged so far; called before :meth:`finish`, it leaves an earlier
+        export at ``path`` as it was."""
         self._lines.close()
         self._hashes.close()
         self._files.discard()
@@ -469,7 +471,7 @@ def write_request_export(
     full export's line at the proof's leaf index; ``checkpoint_note`` is the signed checkpoint
     of the whole log the proofs lead to; ``consistency``, if given, is written as
     ``path.consistency``. Raises ValueError, leaving no file, if an event is malformed or out of
-    order, or a proof does not lead to the checkpoint's root.
+    order (by position, version or leaf index), or a proof does not lead to the checkpoint's root.
     """
     checkpoint = Checkpoint.parse(parse_note(checkpoint_note).text)
     if consistency is not None:
@@ -482,7 +484,7 @@ def write_request_export(
         )
     order = _EventOrder(versions_are_complete=False)
     files = _StagedFiles(os.fspath(path))
-    count = 0
+    count, last_leaf_index = 0, -1
     try:
         with files.create("") as lines:
             for count, (event, proof) in enumerate(lines_with_proofs, 1):
@@ -494,6 +496,9 @@ def write_request_export(
                     raise ValueError(
                         f"event {count}: its proof is for size {proof.tree_size}, the checkpoint's is {checkpoint.size}"
                     )
+                if proof.leaf_index <= last_leaf_index:
+                    raise ValueError(f"event {count}: leaf {proof.leaf_index} comes after leaf {last_leaf_index}")
+                last_leaf_index = proof.leaf_index
                 verify_inclusion(
                     leaf_hash(canonical_bytes(line)), proof.leaf_index, proof.tree_size, proof.hashes, checkpoint.root
                 )
