@@ -100,6 +100,7 @@ class AccessHistoryReadModel(ReadModel):
             latest[aid] = {"granted_position": granted_position, "planned_end": planned_end, "ended": False,
                            "extended_by": loads(extended_by), "changes": {}}
         new: dict[int, dict[str, Any]] = {}
+        replaced: list[dict[str, Any]] = []  # periods of this batch's assignments that a later delivery follows
         for event in events:
             kind, data, aid = event.kind, event.data, event.originator_id
             if kind == "Assignment.Delivering":
@@ -120,6 +121,8 @@ class AccessHistoryReadModel(ReadModel):
                     "extended_by": [],
                 }
                 new[event.position] = period
+                if aid in latest:
+                    replaced.append(latest[aid])  # its changes (its end) are still to be written
                 latest[aid] = {"granted_position": event.position, "planned_end": period["planned_end"],
                                "ended": False, "extended_by": period["extended_by"], "changes": period, "new": True}
                 continue
@@ -151,7 +154,7 @@ class AccessHistoryReadModel(ReadModel):
             types=("bigint", "text", "text", "text", "text", "text", "integer", "text", "text", "text", "bigint",
                    "text", "text", "text"),
         )
-        for current in latest.values():
+        for current in [*replaced, *latest.values()]:
             changes = current["changes"]
             if current.get("new") or not changes:
                 continue
