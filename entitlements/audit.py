@@ -23,6 +23,7 @@ from transparency_log.merkle import TreeBuilder
 from transparency_log.note import NoteError, Signer, Verifier, generate_signer
 
 from entitlements.settings import ConfigurationError
+from projections.audit_log import audit_event
 from projections.log_tree import LEAVES, LogTree, event_leaf
 
 
@@ -83,8 +84,7 @@ def export_log(tree: LogTree, signer: Signer, path: Path) -> ExportResult:
     writer = ExportWriter(str(path), signer, signer.name)
     count = 0
     for row in tree.log_rows():
-        _, _, event = event_leaf(row)
-        writer.write(event)
+        writer.write(audit_event(*row))
         count += 1
     checkpoint = writer.finish()
     return ExportResult(path, count, checkpoint.size, checkpoint.root)

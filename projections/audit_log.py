@@ -48,8 +48,15 @@ def plain(value: Any) -> Any:
 
 def audit_event(position: int, originator_id: Any, version: int, topic: str, state: Any) -> dict[str, Any]:
     """One event as auditors see it (``/audit/events``, a trail, an export line)."""
-    raw = orjson.loads(bytes(state) if isinstance(state, memoryview) else state)
-    data = plain(raw)
+    text = bytes(state) if isinstance(state, memoryview) else state
+    data = orjson.loads(text)
+    typed = 0  # typed values at the top level, reduced here; any other is nested: reduced by plain()
+    for key, value in data.items():
+        if type(value) is dict and "_type_" in value:
+            data[key] = plain(value)
+            typed += 1
+    if text.count(b'"_type_"' if isinstance(text, bytes) else '"_type_"') > typed:
+        data = plain(data)
     timestamp = data.pop("timestamp", None)
     actor = data.pop("actor", None)
     return {
