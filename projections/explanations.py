@@ -14,13 +14,13 @@ groups, package) up to the positions that matter; nothing comes from a read mode
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
+
+from domain.ids import configuration_id
 
 from projections.audit_log import AuditLog
 from projections.store import Transaction
 
-NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:entitlements")  # domain.ids.NAMESPACE
 STAGE_EVENTS = {
     "AccessRequest.StageStarted",
     "AccessRequest.ApproverReminded",
@@ -30,12 +30,6 @@ STAGE_EVENTS = {
     "AccessRequest.Expired",
     "AccessRequest.Cancelled",
 }
-
-
-def configuration_id(kind: str, key: str) -> str:
-    """The id of a configured item (``domain.ids.configuration_id``; the domain is not imported
-    here so that the web layer's question stays a read of the log)."""
-    return str(uuid.uuid5(NAMESPACE, f"{kind}:{key}"))
 
 
 class Explainer:
@@ -66,7 +60,7 @@ class _Explanation:
         cache_key = (f"{kind}:{key}", position)
         if cache_key not in self._settings_cache:
             settings = None
-            for event in self.audit_log.events_of(self.tx, configuration_id(kind, key), up_to=position):
+            for event in self.audit_log.events_of(self.tx, str(configuration_id(kind, key)), up_to=position):
                 if "settings" in event["data"]:
                     settings = event["data"]["settings"]
             self._settings_cache[cache_key] = settings
@@ -75,7 +69,7 @@ class _Explanation:
     def policy_at_version(self) -> dict[str, Any] | None:
         version = self.data.get("policy_version")
         settings = None
-        for event in self.audit_log.events_of(self.tx, configuration_id("policy", self.data["policy_id"])):
+        for event in self.audit_log.events_of(self.tx, str(configuration_id("policy", self.data["policy_id"]))):
             if version is not None and event["version"] > version:
                 break
             settings = event["data"].get("settings", settings)
