@@ -64,8 +64,9 @@ class AccessHistoryReadModel(ReadModel):
             end_reason TEXT,
             ended_by TEXT,
             extended_by TEXT NOT NULL)""",
-        f"CREATE INDEX IF NOT EXISTS access_periods_by_package ON {PERIODS} (access_package_id, granted_at)",
-        f"CREATE INDEX IF NOT EXISTS access_periods_by_user ON {PERIODS} (user_id, granted_at)",
+        # newest grant first from the instant asked about: a page stops at its limit of holders
+        f"CREATE INDEX IF NOT EXISTS access_periods_of_package ON {PERIODS} (access_package_id, granted_at, granted_position)",
+        f"CREATE INDEX IF NOT EXISTS access_periods_of_user ON {PERIODS} (user_id, granted_at, granted_position)",
         f"CREATE INDEX IF NOT EXISTS access_periods_by_assignment ON {PERIODS} (assignment_id, granted_position)",
     )
 
@@ -176,7 +177,8 @@ class AccessHistoryReadModel(ReadModel):
         cursor: str | None = None,
     ) -> Page:
         """The periods that include the moment ``at`` (ISO 8601), of a package and/or a user,
-        latest granted first."""
+        latest granted first (read along the index from ``at`` back, so a page stops as soon as
+        it has ``limit`` holders)."""
         moment = instant(at)
         conditions, params = ["granted_at <= ?", "(ended_at IS NULL OR ended_at > ?)"], [moment, moment]
         if access_package_id is not None:
@@ -186,14 +188,15 @@ class AccessHistoryReadModel(ReadModel):
             conditions.append("user_id = ?")
             params.append(user_id)
         if cursor:
-            (before,) = decode_cursor(cursor, (int,))
-            conditions.append("granted_position < ?")
-            params.append(before)
+            granted_at, position = decode_cursor(cursor, (str, int))
+            conditions.append("(granted_at < ? OR (granted_at = ? AND granted_position < ?))")
+            params.extend([granted_at, granted_at, position])
         limit = max(1, min(int(limit), MAX_LIMIT))
         rows = tx.fetchall(
             "SELECT user_id, access_package_id, assignment_id, request_id, policy_id, policy_version, granted_at,"
             " planned_end, ended_at, end_reason, ended_by, extended_by, granted_position"
-            f" FROM {PERIODS} WHERE {' AND '.join(conditions)} ORDER BY granted_position DESC LIMIT {limit + 1}",
+            f" FROM {PERIODS} WHERE {' AND '.join(conditions)}"
+            f" ORDER BY granted_at DESC, granted_position DESC LIMIT {limit + 1}",
             params,
         )
         more = len(rows) > limit
@@ -216,4 +219,4 @@ class AccessHistoryReadModel(ReadModel):
             }
             for r in rows
         ]
-        return Page(items=items, next_cursor=encode_cursor([rows[-1][12]]) if more and rows else None)
+        return Page(items=items, next_cursor=encode_cursor([rows[-1][6], rows[-1][12]]) if more and rows else None)

@@ -25,6 +25,7 @@ under 20 ms. Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import random
 import statistics
 import sys
@@ -212,7 +213,6 @@ def main(argv: list[str]) -> int:
 
     databases = Databases(sqlite=args.sqlite, admin_url=args.admin_url, keep=args.keep or bool(args.url))
     work = Path(tempfile.mkdtemp(prefix="bench_audit_"))
-    key_file = str(work / "audit-signing.key")
     try:
         url = args.url
         if url is None:
@@ -222,6 +222,9 @@ def main(argv: list[str]) -> int:
                                        seed=args.seed, days=args.days, loader="copy"))
             if not args.sqlite:
                 note(f"VACUUM (ANALYZE) after loading (untimed): {vacuum_analyze(url):.1f} s")
+        # one signing key per history, kept beside it, so that a rerun (--url) checks the
+        # checkpoints the earlier run signed instead of finding them signed by another key
+        key_file = str(Path(tempfile.gettempdir()) / f"bench_audit_{hashlib.sha1(url.encode()).hexdigest()[:12]}.key")
         services = services_for(url, key_file)
         try:
             events = services.read_models.head()
@@ -256,7 +259,7 @@ def main(argv: list[str]) -> int:
             services.read_models.projector_for(["facts", "directory", "access_history"]).catch_up()
             note(f"  facts, directory and access_history projected to the head in {time.perf_counter() - started:.0f} s")
             with services.store.transaction(write=False) as tx:
-                auditor = tx.fetchone("SELECT user_id FROM directory_users WHERE data LIKE '%\"auditor\"%' LIMIT 1")[0]
+                auditor = tx.fetchone("SELECT user_id FROM directory_users WHERE data LIKE ? LIMIT 1", ('%"auditor"%',))[0]
                 packages = [row[0] for row in tx.fetchall("SELECT DISTINCT access_package_id FROM access_periods")]
                 users = [row[0] for row in tx.fetchall("SELECT DISTINCT user_id FROM access_periods")]
                 first, last = tx.fetchone("SELECT MIN(granted_at), MAX(granted_at) FROM access_periods")
