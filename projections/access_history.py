@@ -11,7 +11,9 @@ when a period has ``granted_at <= T < ended_at`` (or no end yet), which is what 
 assignment's events recorded up to T says (``tests/integration/test_access_history.py`` checks it
 against such a replay over random histories).
 
-Who approved a period is read, when asked, from the facts of the request that granted it.
+Who approved a period (stage by stage) is taken from the facts of the request that granted it
+when the delivery is projected (the facts run first; approvals precede the delivery and never
+change after it), and kept in the period's row, so the question reads one table.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Sequence
 
 from projections.deadlines import fixed
 from projections.engine import LogEvent, ReadModel, topics
+from projections.facts import FactsModel
 from projections.paging import Page, decode_cursor, encode_cursor, MAX_LIMIT
 from projections.store import Transaction, dumps, loads
 
@@ -32,6 +35,19 @@ def instant(text: str | None) -> str | None:
     """An ISO 8601 moment as text that sorts in time order (``deadlines.fixed``: UTC, fixed width;
     a time of an old log beyond what UTC can hold is the first or last moment)."""
     return None if text is None else fixed(text)
+
+
+def approvals_of(request: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Who approved a request, stage by stage; an administrator's direct assignment is stage 0."""
+    if request is None:
+        return []
+    if request.get("request_type") == "admin_add":
+        return [{"stage": 0, "user_id": request["requestor_id"], "reason": None, "decided_at": request["submitted_at"]}]
+    return [
+        {"stage": stage["number"], "user_id": stage["decided_by"], "reason": stage["reason"], "decided_at": stage["decided_at"]}
+        for stage in request.get("stages") or []
+        if stage.get("decision") == "approved"
+    ]
 
 
 class AccessHistoryReadModel(ReadModel):
@@ -63,12 +79,17 @@ class AccessHistoryReadModel(ReadModel):
             ended_position BIGINT,
             end_reason TEXT,
             ended_by TEXT,
-            extended_by TEXT NOT NULL)""",
+            extended_by TEXT NOT NULL,
+            approved_by TEXT NOT NULL)""",
         # newest grant first from the instant asked about: a page stops at its limit of holders
         f"CREATE INDEX IF NOT EXISTS access_periods_of_package ON {PERIODS} (access_package_id, granted_at, granted_position)",
         f"CREATE INDEX IF NOT EXISTS access_periods_of_user ON {PERIODS} (user_id, granted_at, granted_position)",
         f"CREATE INDEX IF NOT EXISTS access_periods_by_assignment ON {PERIODS} (assignment_id, granted_position)",
     )
+
+    def __init__(self, facts: FactsModel) -> None:
+        self.source = facts
+        self.sources = (facts,)
 
     def apply(self, tx: Transaction, events: Sequence[LogEvent], *, after: int) -> None:
         created = {
@@ -143,17 +164,20 @@ class AccessHistoryReadModel(ReadModel):
                     end_reason="expired" if kind == "Assignment.AccessExpired" else "removed",
                     ended_by=data.get("actor"),
                 )
+        requests = self.source.facts.requests_by_id(tx, {p["request_id"] for p in new.values()})
+        for period in new.values():
+            period["approved_by"] = approvals_of(requests.get(period["request_id"]))
         columns = ("granted_position", "assignment_id", "user_id", "access_package_id", "request_id", "policy_id",
                    "policy_version", "granted_at", "planned_end", "ended_at", "ended_position", "end_reason",
-                   "ended_by", "extended_by")
+                   "ended_by", "extended_by", "approved_by")
         tx.insert_many(
             f"INSERT INTO {PERIODS} ({', '.join(columns)})",
             (
-                tuple(dumps(p.get(c, [])) if c == "extended_by" else p.get(c) for c in columns)
+                tuple(dumps(p.get(c, [])) if c in ("extended_by", "approved_by") else p.get(c) for c in columns)
                 for p in new.values()
             ),
             types=("bigint", "text", "text", "text", "text", "text", "integer", "text", "text", "text", "bigint",
-                   "text", "text", "text"),
+                   "text", "text", "text", "text"),
         )
         for current in [*replaced, *latest.values()]:
             changes = current["changes"]
@@ -194,7 +218,7 @@ class AccessHistoryReadModel(ReadModel):
         limit = max(1, min(int(limit), MAX_LIMIT))
         rows = tx.fetchall(
             "SELECT user_id, access_package_id, assignment_id, request_id, policy_id, policy_version, granted_at,"
-            " planned_end, ended_at, end_reason, ended_by, extended_by, granted_position"
+            " planned_end, ended_at, end_reason, ended_by, extended_by, granted_position, approved_by"
             f" FROM {PERIODS} WHERE {' AND '.join(conditions)}"
             f" ORDER BY granted_at DESC, granted_position DESC LIMIT {limit + 1}",
             params,
@@ -216,6 +240,7 @@ class AccessHistoryReadModel(ReadModel):
                 "ended_by": r[10],
                 "extended_by": loads(r[11]),
                 "granted_position": r[12],
+                "approved_by": loads(r[13]),
             }
             for r in rows
         ]

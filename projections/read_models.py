@@ -103,8 +103,6 @@ class ReadModels:
                     now=lambda: self.app.clock.now(), log_head=EventLog(self.app, self.store).head_in,
                 )
                 models[name] = kind(facts, directory, base_url=self.base_url, mail_domain=self.mail_domain, horizon=horizon)
-            elif kind is AccessHistoryReadModel:
-                models[name] = kind()
             else:
                 models[name] = kind(facts)
         return models
@@ -231,23 +229,6 @@ class ReadModels:
         """Who held a package (or what a user held) at the moment ``at``, each period with who
         approved the request that granted it, stage by stage (``/audit/access``)."""
         with self.store.transaction(write=False) as tx:
-            page = self.models["access_history"].held_at(
+            return self.models["access_history"].held_at(
                 tx, at=at, access_package_id=access_package_id, user_id=user_id, limit=limit, cursor=cursor
             )
-            requests = self.models["facts"].facts.requests_by_id(tx, {item["request_id"] for item in page.items})
-        for item in page.items:
-            item["approved_by"] = approvals_of(requests.get(item["request_id"]))
-        return page
-
-
-def approvals_of(request: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Who approved a request, stage by stage; an administrator's direct assignment is stage 0."""
-    if request is None:
-        return []
-    if request.get("request_type") == "admin_add":
-        return [{"stage": 0, "user_id": request["requestor_id"], "reason": None, "decided_at": request["submitted_at"]}]
-    return [
-        {"stage": stage["number"], "user_id": stage["decided_by"], "reason": stage["reason"], "decided_at": stage["decided_at"]}
-        for stage in request.get("stages") or []
-        if stage.get("decision") == "approved"
-    ]
