@@ -81,9 +81,10 @@ class AccessHistoryReadModel(ReadModel):
             ended_by TEXT,
             extended_by TEXT NOT NULL,
             approved_by TEXT NOT NULL)""",
-        # newest grant first from the instant asked about: a page stops at its limit of holders
-        f"CREATE INDEX IF NOT EXISTS access_periods_of_package ON {PERIODS} (access_package_id, granted_at, granted_position)",
-        f"CREATE INDEX IF NOT EXISTS access_periods_of_user ON {PERIODS} (user_id, granted_at, granted_position)",
+        # newest grant first from the instant asked about, a page stopping at its limit of holders;
+        # ended_at in the index: ended periods are passed over without reading their rows
+        f"CREATE INDEX IF NOT EXISTS access_periods_by_package_time ON {PERIODS} (access_package_id, granted_at, granted_position, ended_at)",
+        f"CREATE INDEX IF NOT EXISTS access_periods_by_user_time ON {PERIODS} (user_id, granted_at, granted_position, ended_at)",
         f"CREATE INDEX IF NOT EXISTS access_periods_by_assignment ON {PERIODS} (assignment_id, granted_position)",
     )
 
@@ -216,12 +217,21 @@ class AccessHistoryReadModel(ReadModel):
             conditions.append("(granted_at < ? OR (granted_at = ? AND granted_position < ?))")
             params.extend([granted_at, granted_at, position])
         limit = max(1, min(int(limit), MAX_LIMIT))
-        rows = tx.fetchall(
-            "SELECT user_id, access_package_id, assignment_id, request_id, policy_id, policy_version, granted_at,"
-            " planned_end, ended_at, end_reason, ended_by, extended_by, granted_position, approved_by"
-            f" FROM {PERIODS} WHERE {' AND '.join(conditions)}"
+        # the page's periods from the index alone, then their rows by key
+        keys = tx.fetchall(
+            f"SELECT granted_position FROM {PERIODS} WHERE {' AND '.join(conditions)}"
             f" ORDER BY granted_at DESC, granted_position DESC LIMIT {limit + 1}",
             params,
+        )
+        rows = sorted(
+            tx.fetch_where_in(
+                "SELECT user_id, access_package_id, assignment_id, request_id, policy_id, policy_version, granted_at,"
+                f" planned_end, ended_at, end_reason, ended_by, extended_by, granted_position, approved_by FROM {PERIODS}",
+                "granted_position",
+                [key[0] for key in keys],
+            ),
+            key=lambda row: (row[6], row[12]),
+            reverse=True,
         )
         more = len(rows) > limit
         rows = rows[:limit]
