@@ -199,6 +199,17 @@ def bring_read_models_up(services, head: int, *, time_access_history: bool) -> l
     return done
 
 
+def in_threads(client, paths: list[str], clients: int) -> float:
+    """Runs ``client(share)`` in ``clients`` threads, each with its share of ``paths``; the seconds it took."""
+    threads = [threading.Thread(target=client, args=(paths[i::clients],)) for i in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def percentile(ordered: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
@@ -235,13 +246,7 @@ def in_process_calls(app, token: str, paths: list[str], clients: int) -> dict:
         with lock:
             times.extend(mine)
 
-    threads = [threading.Thread(target=client, args=(paths[i::clients],)) for i in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return summary(times, time.perf_counter() - started, failures)
+    return summary(times, in_threads(client, paths, clients), failures)
 
 
 def http_calls(port: int, token: str, paths: list[str], clients: int) -> dict:
@@ -270,13 +275,7 @@ def http_calls(port: int, token: str, paths: list[str], clients: int) -> dict:
         with lock:
             times.extend(mine)
 
-    threads = [threading.Thread(target=client, args=(paths[i::clients],)) for i in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return summary(times, time.perf_counter() - started, failures)
+    return summary(times, in_threads(client, paths, clients), failures)
 
 
 def web_server(url: str, key_file: str, workers: int, threads: int):

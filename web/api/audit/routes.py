@@ -31,15 +31,15 @@ def auditors_only() -> None:
         raise forbidden("only auditors may read the audit trail")
 
 
+def unknown_request(request_id: str) -> ApiError:
+    return ApiError(404, "unknown_request", f"no request {request_id}", {"request_id": request_id})
+
+
 def request_id_or_404(request_id: str) -> str:
     try:
         return str(uuid.UUID(request_id))
     except ValueError:
-        raise ApiError(404, "unknown_request", f"no request {request_id}", {"request_id": request_id}) from None
-
-
-def unknown_request(request_id: str) -> ApiError:
-    return ApiError(404, "unknown_request", f"no request {request_id}", {"request_id": request_id})
+        raise unknown_request(request_id) from None
 
 
 @blp.route("/events")
@@ -72,10 +72,11 @@ class Trail(MethodView):
     def get(self, request_id):
         """A request's events and those of the access it granted, in log order (auditors)"""
         auditors_only()
-        trail = services().read_models.trail(request_id_or_404(request_id))
+        request_id = request_id_or_404(request_id)
+        trail = services().read_models.trail(request_id)
         if trail is None:
             raise unknown_request(request_id)
-        return {"request_id": request_id_or_404(request_id), "items": trail}
+        return {"request_id": request_id, "items": trail}
 
 
 @blp.route("/requests/<request_id>/explain")
