@@ -9,16 +9,27 @@ when the key is made. The verifier key (``entitlements audit key``) is what audi
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from transparency_log import merkle
-from transparency_log.canonical import canonical_bytes
+from transparency_log.canonical import canonical_bytes_of_parsed
 from transparency_log.checkpoint import CheckpointError, read_checkpoint
-from transparency_log.export import ConsistencyProof, ExportWriter, InclusionProof, write_request_export
+from transparency_log.export import (
+    ConsistencyProof,
+    ExportWriter,
+    InclusionProof,
+    PreparedLines,
+    prepare_lines,
+    write_request_export,
+)
 from transparency_log.merkle import TreeBuilder
 from transparency_log.note import NoteError, Signer, Verifier, generate_signer
 
@@ -79,15 +90,52 @@ class LogDiffers(RuntimeError):
     """The live log no longer matches the tree recorded beside it: an export would vouch for it."""
 
 
-def export_log(tree: LogTree, signer: Signer, path: Path) -> ExportResult:
-    """The whole log, one event a line, and its signed checkpoint beside it."""
-    writer = ExportWriter(str(path), signer, signer.name)
-    count = 0
-    for row in tree.log_rows():
-        writer.write(audit_event(*row))
-        count += 1
-    checkpoint = writer.finish()
+# A log this long is exported by worker processes (making lines and hashing them), one a core,
+# while this process reads the log and writes the files; a shorter one is not worth starting them.
+PARALLEL_EXPORT_FROM = 50_000
+
+
+def export_log(tree: LogTree, signer: Signer, path: Path, *, workers: int | None = None) -> ExportResult:
+    """The whole log, one event a line, and its signed checkpoint beside it.
+
+    ``workers`` processes make the lines (default: one a core, on a machine of several cores,
+    when the log holds at least PARALLEL_EXPORT_FROM events; else none: this process makes them)."""
+    if workers is None:
+        cores = os.cpu_count() or 1
+        workers = cores if cores > 1 and tree.audit_log.head() >= PARALLEL_EXPORT_FROM else 0
+    with ExportWriter(str(path), signer, signer.name) as writer:
+        count = 0
+        for prepared in _prepared_chunks(tree.log_chunks(), workers):
+            writer.write_prepared(prepared)
+            count += len(prepared.keys)
+        checkpoint = writer.finish()
     return ExportResult(path, count, checkpoint.size, checkpoint.root)
+
+
+def prepare_export_chunk(rows: list[tuple], first_index: int) -> PreparedLines:
+    """The export lines of a chunk of log rows, the first being leaf ``first_index`` (in a
+    worker process, or in this one)."""
+    return prepare_lines((audit_event(*row) for row in rows), parsed=True, first_index=first_index)
+
+
+def _prepared_chunks(chunks: Iterator[list[tuple]], workers: int) -> Iterator[PreparedLines]:
+    """:func:`prepare_export_chunk` of each chunk, in order; with workers, a few chunks ahead
+    (two a worker), so that reading the log goes on while they work and memory stays bounded."""
+    index = 0
+    if workers < 1:
+        for rows in chunks:
+            yield prepare_export_chunk(rows, index)
+            index += len(rows)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending: deque[Future[PreparedLines]] = deque()
+        for rows in chunks:
+            pending.append(pool.submit(prepare_export_chunk, rows, index))
+            index += len(rows)
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def export_request(tree: LogTree, read_models: Any, signer: Signer, path: Path, request_id: str,
@@ -109,7 +157,7 @@ def export_request(tree: LogTree, read_models: Any, signer: Signer, path: Path, 
         index = indexes.get(event["position"])
         if index is None or index >= recorded.tree_size:
             continue  # recorded after the checkpoint: not in it
-        if merkle.leaf_hash(canonical_bytes(event)) != hashes[index]:
+        if merkle.leaf_hash(canonical_bytes_of_parsed(event)) != hashes[index]:
             raise LogDiffers(
                 f"the event at position {event['position']} differs from the leaf recorded for it; run `entitlements audit verify`"
             )

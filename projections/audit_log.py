@@ -50,14 +50,18 @@ def audit_event(position: int, originator_id: Any, version: int, topic: str, sta
     """One event as auditors see it (``/audit/events``, a trail, an export line)."""
     text = bytes(state) if isinstance(state, memoryview) else state
     data = orjson.loads(text)
-    typed = 0  # typed values at the top level, reduced here; any other is nested: reduced by plain()
-    for key, value in data.items():
-        if type(value) is dict and "_type_" in value:
-            data[key] = plain(value)
-            typed += 1
-    if text.count(b'"_type_"' if isinstance(text, bytes) else '"_type_"') > typed:
-        data = plain(data)
+    typed = text.count(b'"_type_"' if isinstance(text, bytes) else '"_type_"')  # at most: some may sit in strings
     timestamp = data.pop("timestamp", None)
+    if type(timestamp) is dict:  # the library's typed datetime, in every event
+        typed -= "_type_" in timestamp
+        timestamp = plain(timestamp)
+    if typed > 0:
+        for key, value in data.items():
+            if type(value) is dict and "_type_" in value:
+                data[key] = plain(value)
+                typed -= 1
+        if typed > 0:  # nested ones
+            data = plain(data)
     actor = data.pop("actor", None)
     return {
         "position": int(position),

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterator
 
-from transparency_log.canonical import canonical_bytes
+from transparency_log.canonical import canonical_bytes_of_parsed
 from transparency_log.checkpoint import Checkpoint, sign_checkpoint
 from transparency_log.merkle import TreeBuilder, leaf_hash
 from transparency_log.note import Signer
@@ -64,7 +64,7 @@ TABLES = (
 def event_leaf(row: tuple) -> tuple[int, bytes, dict[str, Any]]:
     """(position, leaf hash, the event) of a log row (position, originator, version, topic, state)."""
     event = audit_event(*row)
-    return event["position"], leaf_hash(canonical_bytes(event)), event
+    return event["position"], leaf_hash(canonical_bytes_of_parsed(event)), event
 
 
 @dataclass(frozen=True)
@@ -91,22 +91,28 @@ class LogTree:
 
     # --- reading the log ---------------------------------------------------------------------
 
-    def rows_after(self, tx: Transaction, position: int, *, up_to: int | None = None, limit: int = READ_CHUNK) -> list[tuple]:
+    def rows_after(self, tx: Transaction, position: int, *, up_to: int | None = None, limit: int | None = None) -> list[tuple]:
         log = self.audit_log.log
+        limit = READ_CHUNK if limit is None else limit
         bound = f" AND {log._id} <= {int(up_to)}" if up_to is not None else ""
         return tx.fetchall(
             f"{self.audit_log._select} WHERE {log._id} > ?{bound} ORDER BY {log._id} LIMIT {int(limit)}", (position,)
         )
 
     def log_rows(self, *, up_to: int | None = None) -> Iterator[tuple]:
-        """Every row of the log in order (up to position ``up_to``), read in chunks."""
+        """Every row of the log in order (up to position ``up_to``)."""
+        for rows in self.log_chunks(up_to=up_to):
+            yield from rows
+
+    def log_chunks(self, *, up_to: int | None = None) -> Iterator[list[tuple]]:
+        """Every row of the log in order (up to position ``up_to``), in chunks of READ_CHUNK."""
         position = 0
         while True:
             with self.store.transaction(write=False, binary=True) as tx:
                 rows = self.rows_after(tx, position, up_to=up_to)
             if not rows:
                 return
-            yield from rows
+            yield rows
             position = int(rows[-1][0])
 
     # --- the tree ----------------------------------------------------------------------------

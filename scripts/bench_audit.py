@@ -128,10 +128,10 @@ class _Prefix:
     """A log tree that shows ``export_log`` only the first ``size`` events of the log."""
 
     def __init__(self, tree, size: int) -> None:
-        self.tree, self.size = tree, size
+        self.tree, self.size, self.audit_log = tree, size, tree.audit_log
 
-    def log_rows(self):
-        return self.tree.log_rows(up_to=self.size)
+    def log_chunks(self):
+        return self.tree.log_chunks(up_to=self.size)
 
 
 def profile_export(services, size: int, work: Path) -> None:
@@ -146,7 +146,7 @@ def profile_export(services, size: int, work: Path) -> None:
     signer = services.log_tree.signer
     path = work / "profile.jsonl"
     for label, action in (
-        ("audit export", lambda: export_log(_Prefix(services.log_tree, size), signer, path)),
+        ("audit export", lambda: export_log(_Prefix(services.log_tree, size), signer, path, workers=0)),  # in this process: profiled
         ("offline verify", lambda: verify_export(str(path), signer.verifier_key)),
     ):
         profiler = cProfile.Profile()

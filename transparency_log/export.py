@@ -41,13 +41,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from .canonical import canonical_bytes
+import orjson
+
+from .canonical import canonical_bytes, canonical_bytes_of_parsed
 from .checkpoint import Checkpoint, CheckpointError, read_checkpoint, sign_checkpoint
 from .merkle import (
     HASH_SIZE,
     ConsistencyProofBuilder,
     ProofError,
     TreeBuilder,
+    aligned_subtrees,
     leaf_hash,
     root,
     verify_consistency,
@@ -197,9 +200,8 @@ def _describe(value: object) -> str:
 def _event_problem(line: Mapping[str, Any], allowed_fields: frozenset[str]) -> str | None:
     """Why ``line`` is not an event line with exactly ``allowed_fields``, or None if it is.
     The caller has checked that ``line`` holds the allowed fields that are not event fields."""
-    for field in EVENT_FIELDS:
-        if field not in line:
-            return f'missing field "{field}"'
+    if not _FULL_LINE_FIELDS <= line.keys():
+        return f'missing field "{next(field for field in EVENT_FIELDS if field not in line)}"'
     if len(line) != len(allowed_fields):
         return f'unexpected field "{min(set(line) - allowed_fields)}"'
     position, version = line["position"], line["version"]
@@ -233,30 +235,35 @@ class _EventOrder:
 
     def problem(self, line_number: int, event: Mapping[str, Any]) -> str | None:
         """Why ``event``, read on ``line_number``, is out of order, or None (and remembers it)."""
-        position = event["position"]
+        return self.check(line_number, event["position"], event["originator_id"], event["version"], event["type"])
+
+    def check(self, line_number: int, position: int, originator: str, version: int, kind: str) -> str | None:
+        """:meth:`problem` of an event given by its fields."""
         if position <= self._last_position:
             if position == self._last_position:
                 return f"position {position} appears twice (line {self._last_line} too): an event is duplicated"
             return f"positions go back (line {self._last_line} had position {self._last_position}): events reordered"
-        originator = event["originator_id"]
-        version = event["version"]
         seen = self._versions.get(originator)
-        aggregate = f"{event['type'].split('.', 1)[0]} {originator}"
         if seen is None:
             if self._versions_are_complete and version != 1:
-                return f"{aggregate}: its first event has version {version}, not 1: an event is missing"
+                return f"{_aggregate(kind, originator)}: its first event has version {version}, not 1: an event is missing"
         else:
             last_version, last_line = seen
             if version == last_version:
-                return f"{aggregate}: version {version} appears twice (line {last_line} too)"
+                return f"{_aggregate(kind, originator)}: version {version} appears twice (line {last_line} too)"
             if version < last_version:
-                return f"{aggregate}: version {version} follows version {last_version}: events reordered"
+                return f"{_aggregate(kind, originator)}: version {version} follows version {last_version}: events reordered"
             if self._versions_are_complete and version != last_version + 1:
-                return f"{aggregate}: version {version} follows version {last_version}: an event is missing"
+                return f"{_aggregate(kind, originator)}: version {version} follows version {last_version}: an event is missing"
         self._versions[originator] = (version, line_number)
         self._last_position = position
         self._last_line = line_number
         return None
+
+
+def _aggregate(kind: str, originator: str) -> str:
+    """``AccessRequest 6f1c...``: the aggregate of an event, to name it in a report."""
+    return f"{kind.split('.', 1)[0]} {originator}"
 
 
 def _reject_constant(name: str) -> object:
@@ -277,6 +284,12 @@ def _read_line(raw_line: bytes) -> tuple[dict[str, Any], bytes]:
     if not raw_line.endswith(b"\n"):
         raise _LineProblem("the line does not end with a newline: the file was cut off", _position_in(raw_line))
     raw = raw_line[:-1]
+    try:  # the fast path: a line orjson parses and writes back as RFC 8785, byte for byte
+        line = orjson.loads(raw)
+        if type(line) is dict and canonical_bytes_of_parsed(line) == raw:
+            return line, raw
+    except (ValueError, RecursionError):  # orjson.JSONDecodeError is a ValueError
+        pass  # named below
     try:
         line = _json_decoder.decode(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -353,7 +366,7 @@ class _StagedFiles:
         directory, name = os.path.split(os.path.abspath(self._path))
         descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}{suffix}.", suffix=".partial")
         self._staged[suffix] = temporary
-        return os.fdopen(descriptor, "wb")
+        return os.fdopen(descriptor, "wb", buffering=1 << 20)
 
     def commit(self) -> None:
         """Moves the staged files into place; the caller has closed them durably."""
@@ -374,10 +387,68 @@ class _StagedFiles:
         self._staged.clear()
 
 
+def _line_end(lines: bytes, count: int) -> int:
+    """Where the first ``count`` lines of ``lines`` end (after their newlines)."""
+    end = 0
+    for _ in range(count):
+        end = lines.index(b"\n", end) + 1
+    return end
+
+
 def _close_durably(file: BinaryIO) -> None:
     file.flush()
     os.fsync(file.fileno())
     file.close()
+
+
+@dataclass(frozen=True)
+class PreparedLines:
+    """Events made into export lines, ready for :meth:`ExportWriter.write_prepared`: made by
+    :func:`prepare_lines`, which may run in another process (the value pickles cheaply)."""
+
+    lines: bytes  # the lines, each with its newline
+    leaves: bytes  # their leaf hashes, HASH_SIZE bytes each
+    hashes_text: bytes  # the lines of the .hashes file for them
+    keys: tuple[tuple[int, str, int, str], ...]  # (position, originator_id, version, type) of each
+    problem: str | None = None  # why the event after these has no line, if one has none
+    first_index: int | None = None  # the leaf index of the first line, if known when prepared
+    subtrees: tuple[tuple[bytes, int], ...] = ()  # with it, the leaves as aligned full subtrees
+
+
+def prepare_lines(
+    events: Iterable[Mapping[str, Any]], *, parsed: bool = False, first_index: int | None = None
+) -> PreparedLines:
+    """The export lines of ``events`` up to the first that has none: one that lacks a field, has
+    a field of the wrong type or has no RFC 8785 form (see :meth:`ExportWriter.write` for
+    ``parsed``). Whether they come in order is checked by the writer. Given the leaf index of
+    the first (``first_index``), their leaves are also hashed into the aligned subtrees of the
+    log's tree they make, so that the writer appends a few subtrees instead of every leaf."""
+    lines: list[bytes] = []
+    leaves: list[bytes] = []
+    keys: list[tuple[int, str, int, str]] = []
+    canonical = canonical_bytes_of_parsed if parsed else canonical_bytes
+    problem = None
+    for event in events:
+        problem = _event_problem(event, _FULL_LINE_FIELDS)
+        if problem is None:
+            try:
+                data = canonical(event)
+            except ValueError as error:
+                problem = f"it has no RFC 8785 form: {error}"
+        if problem is not None:
+            break
+        lines.append(data)
+        leaves.append(_sha256(b"\x00" + data).digest())
+        keys.append((event["position"], event["originator_id"], event["version"], event["type"]))
+    return PreparedLines(
+        lines=b"\n".join(lines) + b"\n" if lines else b"",
+        leaves=b"".join(leaves),
+        hashes_text=b"".join(map(binascii.b2a_base64, leaves)),  # each with its newline
+        keys=tuple(keys),
+        problem=problem,
+        first_index=first_index,
+        subtrees=() if first_index is None else tuple(aligned_subtrees(first_index, leaves)),
+    )
 
 
 class ExportWriter:
@@ -406,30 +477,51 @@ class ExportWriter:
         if not self._finished:
             self.abort()
 
-    def write(self, event: Mapping[str, Any]) -> None:
+    def write(self, event: Mapping[str, Any], *, parsed: bool = False) -> None:
         """Appends ``event`` (a JSON object with exactly the event fields) as the next line.
 
         Raises ValueError, writing nothing, if the event lacks a field, has a wrong type, comes
         out of order (position not above the last, version not its originator's next) or has
-        no RFC 8785 form.
+        no RFC 8785 form. With ``parsed``, the caller vouches that ``event`` holds only values
+        as a strict JSON parser makes them (see
+        :func:`~transparency_log.canonical.canonical_bytes_of_parsed`: no NaN, no infinity, no
+        UUID or Enum), and the writer does not walk it to prove it.
+        """
+        self.write_prepared(prepare_lines((event,), parsed=parsed))
+
+    def write_prepared(self, prepared: PreparedLines) -> None:
+        """Appends the lines of :func:`prepare_lines` after checking that they come in order.
+
+        Raises ValueError naming the first event out of order, or the event that
+        :func:`prepare_lines` stopped at; the lines before it are written.
         """
         if self._finished:
             raise ValueError("the export is finished")
-        line = dict(event)
-        number = self._builder.size + 1
-        problem = _event_problem(line, _FULL_LINE_FIELDS)
-        if problem is None:
-            try:
-                data = canonical_bytes(line)
-            except ValueError as error:
-                problem = f"it has no RFC 8785 form: {error}"
-        problem = problem or self._order.problem(number, line)
-        if problem:
-            raise ValueError(f"event {number}: {problem}")
-        leaf = leaf_hash(data)
-        self._lines.write(data + b"\n")
-        self._hashes.write(base64.b64encode(leaf) + b"\n")
-        self._builder.append(leaf)
+        first = self._builder.size + 1
+        check = self._order.check
+        for index, (position, originator, version, kind) in enumerate(prepared.keys):
+            problem = check(first + index, position, originator, version, kind)
+            if problem:
+                self._append(prepared, index)
+                raise ValueError(f"event {first + index}: {problem}")
+        self._append(prepared, len(prepared.keys))
+        if prepared.problem:
+            raise ValueError(f"event {first + len(prepared.keys)}: {prepared.problem}")
+
+    def _append(self, prepared: PreparedLines, count: int) -> None:
+        """Writes the first ``count`` prepared lines and appends their leaves to the tree."""
+        if count == len(prepared.keys):
+            self._lines.write(prepared.lines)
+            self._hashes.write(prepared.hashes_text)
+            if prepared.first_index == self._builder.size:
+                for subtree_root, size in prepared.subtrees:
+                    self._builder.append_subtree(subtree_root, size)
+                return
+        else:
+            self._lines.write(prepared.lines[: _line_end(prepared.lines, count)])
+            self._hashes.write(prepared.hashes_text[: _line_end(prepared.hashes_text, count)])
+        for start in range(0, count * HASH_SIZE, HASH_SIZE):
+            self._builder.append(prepared.leaves[start : start + HASH_SIZE])
 
     def finish(self) -> Checkpoint:
         """Signs the checkpoint of all the events written, puts the files in place and returns it."""

@@ -65,6 +65,21 @@ class TreeBuilder:
         subtrees.append(merged)
         self._size += 1
 
+    def append_subtree(self, subtree_root: bytes, size: int) -> None:
+        """Appends ``size`` leaves at once, given the root of the full subtree they make:
+        ``size`` is a power of two and the builder's size a multiple of it (the subtree is
+        aligned), as :func:`aligned_subtrees` makes them."""
+        if size < 1 or size & (size - 1) or self._size % size or len(subtree_root) != HASH_SIZE:
+            raise ValueError(f"a subtree of {size} leaves cannot follow {self._size} leaves")
+        subtrees = self._subtrees
+        merged = subtree_root
+        remaining = self._size // size
+        while remaining & 1:
+            merged = _sha256(b"\x01" + subtrees.pop() + merged).digest()
+            remaining >>= 1
+        subtrees.append(merged)
+        self._size += size
+
     @property
     def subtrees(self) -> list[bytes]:
         """The roots of the full subtrees, largest first: with :attr:`size`, the whole state."""
@@ -89,6 +104,24 @@ class TreeBuilder:
         for subtree in reversed(subtrees[:-1]):
             result = _sha256(b"\x01" + subtree + result).digest()
         return result
+
+
+def aligned_subtrees(first_index: int, leaves: Sequence[bytes]) -> list[tuple[bytes, int]]:
+    """The leaves at ``first_index``, ``first_index + 1``... as aligned full subtrees, in order:
+    (root, size) pairs for :meth:`TreeBuilder.append_subtree` on a builder of ``first_index``
+    leaves, each as large as the alignment and the leaves left allow."""
+    pieces = []
+    index, end = first_index, first_index + len(leaves)
+    while index < end:
+        size = index & -index if index else 1 << (end - 1).bit_length()
+        while index + size > end:
+            size >>= 1
+        builder = TreeBuilder()
+        for leaf in leaves[index - first_index : index - first_index + size]:
+            builder.append(leaf)
+        pieces.append((builder.root(), size))
+        index += size
+    return pieces
 
 
 class ConsistencyProofBuilder(TreeBuilder):

@@ -6,7 +6,11 @@ import base64
 import json
 import os
 
+import orjson
 import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transparency_log.__main__ import main
 from transparency_log.canonical import canonical_bytes
@@ -16,11 +20,15 @@ from transparency_log.export import (
     ExportWriter,
     InclusionProof,
     UsageError,
+    _LineProblem,
+    _read_line,
+    prepare_lines,
     verify_export,
     write_request_export,
 )
 from transparency_log.merkle import EMPTY_ROOT, inclusion_proof, root
 
+from .test_canonical import PARSED_VALUES
 from .exports import leaf_hashes, sample_events, signed_checkpoint, write_full_export, write_request_trail
 
 
@@ -314,3 +322,53 @@ def test_the_command_line_prints_the_verdict_and_exits_0_1_or_2(export, signer, 
         assert main(argv) == 2, argv
         out, err = capsys.readouterr()
         assert out == "" and err.startswith("usage error: ") and err.count("\n") == 1, (argv, err)
+
+
+def test_prepared_lines_are_written_up_to_the_first_out_of_order_which_is_named(tmp_path, signer):
+    events = sample_events(6)
+    events[3] = {**events[3], "version": events[3]["version"] + 1}
+    with ExportWriter(tmp_path / "x.jsonl", signer) as writer:
+        with pytest.raises(ValueError, match="^event 4: .* an event is missing"):
+            writer.write_prepared(prepare_lines(events, first_index=0))
+        checkpoint = writer.finish()
+    assert checkpoint.size == 3 and checkpoint.root == root(leaf_hashes(events[:3]))
+    assert verify_export(tmp_path / "x.jsonl", signer.verifier_key).intact
+
+
+def test_prepared_lines_stop_at_an_event_without_a_line_which_is_named(tmp_path, signer):
+    events = sample_events(4)
+    events[2] = {**events[2], "data": {"ratio": float("nan")}}
+    prepared = prepare_lines(events)
+    assert len(prepared.keys) == 2 and "no RFC 8785 form" in prepared.problem
+    with ExportWriter(tmp_path / "x.jsonl", signer) as writer:
+        with pytest.raises(ValueError, match="^event 3: it has no RFC 8785 form"):
+            writer.write_prepared(prepared)
+        assert writer.finish().size == 2
+
+
+_LINE_VALUES = st.dictionaries(st.sampled_from(["a", "b", "é", "\U0001f600", "\ue000", "1.5"]), PARSED_VALUES, max_size=4)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_LINE_VALUES, st.sampled_from(["rfc8785", "ascii", "unsorted", "spaced"]))
+def test_a_line_is_read_exactly_when_it_is_the_rfc8785_form_of_its_value(value, writer):
+    try:
+        text = {
+            "rfc8785": lambda: rfc8785.dumps(value),
+            "ascii": lambda: json.dumps(value, sort_keys=True, separators=(",", ":")).encode(),
+            "unsorted": lambda: orjson.dumps(value),
+            "spaced": lambda: json.dumps(value, sort_keys=True, ensure_ascii=False).encode(),
+        }[writer]()
+    except (ValueError, TypeError):  # no form of that kind (a lone surrogate, a big integer...)
+        return
+    try:
+        expected = rfc8785.dumps(json.loads(text)) == text
+    except ValueError:
+        expected = False
+    try:
+        _read_line(text + b"\n")
+    except _LineProblem:
+        read = False
+    else:
+        read = True
+    assert read == expected

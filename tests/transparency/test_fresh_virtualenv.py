@@ -1,5 +1,5 @@
 """The done-when: an untouched export verifies in a fresh virtualenv that has only the verifier's
-own dependencies (cryptography and rfc8785), with a copy of the transparency_log directory alone."""
+own dependencies (cryptography, orjson and rfc8785), with a copy of the transparency_log directory alone."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import transparency_log
 from .exports import sample_events, write_full_export
 
 PACKAGE = Path(transparency_log.__file__).parent
-VERIFIER_DEPENDENCIES = ("cryptography", "rfc8785")
+VERIFIER_DEPENDENCIES = ("cryptography", "orjson", "rfc8785")
 _NO_INDEX_SIGNS = (
     "NewConnectionError",
     "Max retries exceeded",
@@ -61,7 +61,7 @@ def test_an_export_verifies_in_a_fresh_virtualenv_with_only_the_verifier_depende
         pytest.fail(f"pip install failed:\n{installed.stderr}")
     frozen = _run([*pip, "freeze", "--all"]).stdout
     distributions = sorted(line.split("==")[0].lower() for line in frozen.splitlines())
-    assert set(distributions) <= {"cryptography", "rfc8785", "cffi", "pycparser", "pip", "setuptools"}, distributions
+    assert set(distributions) <= {*VERIFIER_DEPENDENCIES, "cffi", "pycparser", "pip", "setuptools"}, distributions
 
     auditor = tmp_path / "auditor"
     shutil.copytree(PACKAGE, auditor / "transparency_log", ignore=shutil.ignore_patterns("__pycache__"))

@@ -14,6 +14,7 @@ from transparency_log.merkle import (
     ConsistencyProofBuilder,
     ProofError,
     TreeBuilder,
+    aligned_subtrees,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
@@ -95,6 +96,29 @@ def test_root_and_tree_builder_match_the_rfc_definition_for_every_size_up_to_70(
         assert builder.size == n
         assert builder.root() == ROOTS[n], n
         assert root(LEAVES[:n]) == ROOTS[n], n
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=MAX_SIZE), max_size=8))
+def test_leaves_appended_as_aligned_subtrees_make_the_tree_of_the_leaves(chunk_sizes):
+    builder, first = TreeBuilder(), 0
+    for size in chunk_sizes:
+        chunk = LEAVES[first : first + size]
+        for subtree_root, leaves in aligned_subtrees(first, chunk):
+            builder.append_subtree(subtree_root, leaves)
+        first += len(chunk)
+    assert builder.size == first and builder.root() == ROOTS[first]
+    assert builder.subtrees == TreeBuilder.resume(first, builder.subtrees).subtrees
+
+
+def test_a_subtree_that_is_not_aligned_or_not_full_is_refused():
+    builder = TreeBuilder()
+    builder.append(LEAVES[0])
+    for size in (2, 3, 0):
+        with pytest.raises(ValueError, match="cannot follow 1 leaves"):
+            builder.append_subtree(ROOTS[2], size)
+    builder.append_subtree(LEAVES[1], 1)
+    assert builder.root() == ROOTS[2]
 
 
 def test_tree_builder_refuses_a_leaf_that_is_not_a_hash():
