@@ -217,21 +217,15 @@ class AccessHistoryReadModel(ReadModel):
             conditions.append("(granted_at < ? OR (granted_at = ? AND granted_position < ?))")
             params.extend([granted_at, granted_at, position])
         limit = max(1, min(int(limit), MAX_LIMIT))
-        # the page's periods from the index alone, then their rows by key
-        keys = tx.fetchall(
-            f"SELECT granted_position FROM {PERIODS} WHERE {' AND '.join(conditions)}"
-            f" ORDER BY granted_at DESC, granted_position DESC LIMIT {limit + 1}",
+        # one statement: the page's periods found in the index alone (ended ones passed over
+        # without reading their rows), then only their rows read, by key
+        order = "ORDER BY granted_at DESC, granted_position DESC"
+        rows = tx.fetchall(
+            "SELECT user_id, access_package_id, assignment_id, request_id, policy_id, policy_version, granted_at,"
+            f" planned_end, ended_at, end_reason, ended_by, extended_by, granted_position, approved_by FROM {PERIODS}"
+            f" WHERE granted_position IN (SELECT granted_position FROM {PERIODS} WHERE {' AND '.join(conditions)}"
+            f" {order} LIMIT {limit + 1}) {order}",
             params,
-        )
-        rows = sorted(
-            tx.fetch_where_in(
-                "SELECT user_id, access_package_id, assignment_id, request_id, policy_id, policy_version, granted_at,"
-                f" planned_end, ended_at, end_reason, ended_by, extended_by, granted_position, approved_by FROM {PERIODS}",
-                "granted_position",
-                [key[0] for key in keys],
-            ),
-            key=lambda row: (row[6], row[12]),
-            reverse=True,
         )
         more = len(rows) > limit
         rows = rows[:limit]
