@@ -9,11 +9,8 @@ when the key is made. The verifier key (``entitlements audit key``) is what audi
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from transparency_log.export import (
     write_request_export,
 )
 from transparency_log.merkle import TreeBuilder
+from transparency_log.parallel import default_workers, ordered_map
 from transparency_log.note import NoteError, Signer, Verifier, generate_signer
 
 from entitlements.settings import ConfigurationError
@@ -101,11 +99,10 @@ def export_log(tree: LogTree, signer: Signer, path: Path, *, workers: int | None
     ``workers`` processes make the lines (default: one a core, on a machine of several cores,
     when the log holds at least PARALLEL_EXPORT_FROM events; else none: this process makes them)."""
     if workers is None:
-        cores = os.cpu_count() or 1
-        workers = cores if cores > 1 and tree.audit_log.head() >= PARALLEL_EXPORT_FROM else 0
+        workers = default_workers(tree.audit_log.head(), PARALLEL_EXPORT_FROM)
     with ExportWriter(str(path), signer, signer.name) as writer:
         count = 0
-        for prepared in _prepared_chunks(tree.log_chunks(), workers):
+        for prepared in ordered_map(prepare_export_chunk, _chunks_with_first_index(tree.log_chunks()), workers):
             writer.write_prepared(prepared)
             count += len(prepared.keys)
         checkpoint = writer.finish()
@@ -118,24 +115,11 @@ def prepare_export_chunk(rows: list[tuple], first_index: int) -> PreparedLines:
     return prepare_lines((audit_event(*row) for row in rows), parsed=True, first_index=first_index)
 
 
-def _prepared_chunks(chunks: Iterator[list[tuple]], workers: int) -> Iterator[PreparedLines]:
-    """:func:`prepare_export_chunk` of each chunk, in order; with workers, a few chunks ahead
-    (two a worker), so that reading the log goes on while they work and memory stays bounded."""
+def _chunks_with_first_index(chunks: Iterator[list[tuple]]) -> Iterator[tuple[list[tuple], int]]:
     index = 0
-    if workers < 1:
-        for rows in chunks:
-            yield prepare_export_chunk(rows, index)
-            index += len(rows)
-        return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending: deque[Future[PreparedLines]] = deque()
-        for rows in chunks:
-            pending.append(pool.submit(prepare_export_chunk, rows, index))
-            index += len(rows)
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    for rows in chunks:
+        yield rows, index
+        index += len(rows)
 
 
 def export_request(tree: LogTree, read_models: Any, signer: Signer, path: Path, request_id: str,

@@ -33,13 +33,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 import orjson
 
@@ -57,6 +58,7 @@ from .merkle import (
     verify_inclusion,
 )
 from .note import KeyTextError, NoteError, Signer, Verifier, parse_note
+from .parallel import default_workers, ordered_map
 
 EVENT_FIELDS = ("position", "originator_id", "type", "version", "timestamp", "actor", "data")
 PROOF_FIELD = "inclusion_proof"
@@ -146,7 +148,7 @@ class _LineProblem(Exception):
     """What is wrong with one line, and the line's position when it could be read."""
 
     def __init__(self, reason: str, position: int | None) -> None:
-        super().__init__(reason)
+        super().__init__(reason, position)  # both: it is pickled back from worker processes
         self.reason = reason
         self.position = position
 
@@ -617,7 +619,9 @@ def write_request_export(
 # -- verifying -------------------------------------------------------------------------------
 
 
-def verify_export(path: str | os.PathLike[str], verifier_key_text: str, since_note_text: str | None = None) -> Report:
+def verify_export(
+    path: str | os.PathLike[str], verifier_key_text: str, since_note_text: str | None = None, *, workers: int | None = None
+) -> Report:
     """Verifies the full or request export at ``path`` against the log key ``verifier_key_text``.
 
     The report is intact only if the checkpoint beside the export is signed by that key, every
@@ -626,7 +630,8 @@ def verify_export(path: str | os.PathLike[str], verifier_key_text: str, since_no
     ``since_note_text``, an older checkpoint of the same log, it is intact only if the log grew
     from that checkpoint without rewriting it. A broken report names the first broken line, or
     the check that failed. Raises UsageError if the export file is missing or the key text is
-    malformed; reads the export as a stream.
+    malformed; reads the export as a stream. A full export of PARALLEL_VERIFY_FROM bytes or more
+    is read by ``workers`` processes (default: one a core, on a machine of several cores).
     """
     try:
         verifier = Verifier.from_text(verifier_key_text.strip())
@@ -645,7 +650,9 @@ def verify_export(path: str | os.PathLike[str], verifier_key_text: str, since_no
             )
         if _holds_request_lines(path):
             return _verify_request_export(path, checkpoint, older)
-        return _verify_full_export(path, checkpoint, older)
+        if workers is None:
+            workers = default_workers(os.path.getsize(path), PARALLEL_VERIFY_FROM)
+        return _verify_full_export(path, checkpoint, older, workers)
     except _Broken as broken:
         return Report(intact=False, reason=str(broken))
 
@@ -682,27 +689,75 @@ def _holds_request_lines(path: str) -> bool:
     return type(line) is dict and PROOF_FIELD in line
 
 
-def _verify_full_export(path: str, checkpoint: Checkpoint, older: Checkpoint | None) -> Report:
+# A full export this large (bytes) is checked by worker processes, one a core (see
+# transparency_log.parallel), in chunks of VERIFY_CHUNK lines: they read and hash the lines, this
+# process checks their order and builds the tree.
+PARALLEL_VERIFY_FROM = 16 * 1024 * 1024
+VERIFY_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class _CheckedLines:
+    """Lines of a full export read, their form checked and hashed (by :func:`_check_full_lines`)."""
+
+    keys: tuple[tuple[int, str, int, str], ...]  # (position, originator_id, version, type) of each
+    leaves: tuple[bytes, ...]
+    subtrees: tuple[tuple[bytes, int], ...]  # the leaves as aligned full subtrees of the tree
+    problem: tuple[int, _LineProblem] | None  # the line after these, if it is broken, and why
+
+
+def _check_full_lines(raw_lines: list[bytes], first_number: int) -> _CheckedLines:
+    """Reads lines ``first_number``, ``first_number + 1``... of a full export up to the first
+    broken one: each a canonical event line with no inclusion proof."""
+    keys: list[tuple[int, str, int, str]] = []
+    leaves: list[bytes] = []
+    problem = None
+    for number, raw_line in enumerate(raw_lines, first_number):
+        try:
+            line, raw = _read_line(raw_line)
+            if PROOF_FIELD in line:
+                raise _LineProblem(
+                    "it has an inclusion proof but line 1 has none: the file mixes full and request export lines",
+                    _position_of(line),
+                )
+            reason = _event_problem(line, _FULL_LINE_FIELDS)
+            if reason:
+                raise _LineProblem(reason, _position_of(line))
+        except _LineProblem as broken:
+            problem = (number, broken)
+            break
+        keys.append((line["position"], line["originator_id"], line["version"], line["type"]))
+        leaves.append(_sha256(b"\x00" + raw).digest())
+    return _CheckedLines(tuple(keys), tuple(leaves), tuple(aligned_subtrees(first_number - 1, leaves)), problem)
+
+
+def _line_chunks(lines: BinaryIO) -> Iterator[tuple[list[bytes], int]]:
+    """The file's lines VERIFY_CHUNK at a time, each chunk with the number of its first line."""
+    number = 1
+    while chunk := list(itertools.islice(lines, VERIFY_CHUNK)):
+        yield chunk, number
+        number += len(chunk)
+
+
+def _verify_full_export(path: str, checkpoint: Checkpoint, older: Checkpoint | None, workers: int = 0) -> Report:
     growth = None if older is None else ConsistencyProofBuilder(older.size, checkpoint.size)
     builder = growth or TreeBuilder()
     order = _EventOrder(versions_are_complete=True)
     number = 0
     with open(path, "rb") as lines:
-        for number, raw_line in enumerate(lines, 1):
-            try:
-                line, raw = _read_line(raw_line)
-                if PROOF_FIELD in line:
-                    raise _LineProblem(
-                        "it has an inclusion proof but line 1 has none: the file mixes full and request export lines",
-                        _position_of(line),
-                    )
-                problem = _event_problem(line, _FULL_LINE_FIELDS) or order.problem(number, line)
-                if problem:
-                    raise _LineProblem(problem, _position_of(line))
-            except _LineProblem as problem:
-                earlier, _ = _diagnose_with_hashes(path, checkpoint, before_line=number)
-                raise _Broken(earlier or f"{_where(number, problem.position)}: {problem.reason}") from None
-            builder.append(_sha256(b"\x00" + raw).digest())
+        for checked in ordered_map(_check_full_lines, _line_chunks(lines), workers):
+            for number, key in enumerate(checked.keys, number + 1):
+                reason = order.check(number, *key)
+                if reason:
+                    _fail_at(path, checkpoint, number, _LineProblem(reason, key[0]))
+            if checked.problem:
+                _fail_at(path, checkpoint, *checked.problem)
+            if growth is None:
+                for subtree_root, size in checked.subtrees:
+                    builder.append_subtree(subtree_root, size)
+            else:  # it follows the leaves one by one, for the proof
+                for leaf in checked.leaves:
+                    builder.append(leaf)
     if number != checkpoint.size or builder.root() != checkpoint.root:
         changed_line, why_not = _diagnose_with_hashes(path, checkpoint, before_line=None)
         if changed_line:
@@ -727,6 +782,13 @@ def _verify_full_export(path: str, checkpoint: Checkpoint, older: Checkpoint | N
                 f"--since: the consistency proof from the older checkpoint does not verify: {error}"
             ) from None
     return Report(True, events=number, checkpoint=checkpoint, grew_from=None if older is None else older.size)
+
+
+def _fail_at(path: str, checkpoint: Checkpoint, number: int, problem: _LineProblem) -> NoReturn:
+    """Raises _Broken for line ``number``: the first changed line before it if ``.hashes`` names
+    one (a change there explains this one), else ``problem`` itself."""
+    earlier, _ = _diagnose_with_hashes(path, checkpoint, before_line=number)
+    raise _Broken(earlier or f"{_where(number, problem.position)}: {problem.reason}")
 
 
 def _read_hashes(path: str) -> tuple[bytes, ...] | None:

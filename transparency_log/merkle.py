@@ -116,12 +116,17 @@ def aligned_subtrees(first_index: int, leaves: Sequence[bytes]) -> list[tuple[by
         size = index & -index if index else 1 << (end - 1).bit_length()
         while index + size > end:
             size >>= 1
-        builder = TreeBuilder()
-        for leaf in leaves[index - first_index : index - first_index + size]:
-            builder.append(leaf)
-        pieces.append((builder.root(), size))
+        pieces.append((_full_tree_root(leaves[index - first_index : index - first_index + size]), size))
         index += size
     return pieces
+
+
+def _full_tree_root(leaves: Sequence[bytes]) -> bytes:
+    """MTH of a power-of-two number of leaves, a level at a time."""
+    level = list(leaves)
+    while len(level) > 1:
+        level = [_sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+    return level[0]
 
 
 class ConsistencyProofBuilder(TreeBuilder):
@@ -147,6 +152,10 @@ class ConsistencyProofBuilder(TreeBuilder):
             reverse=True,
         )
         self._open_range: tuple[int, int, TreeBuilder] | None = None
+
+    def append_subtree(self, subtree_root: bytes, size: int) -> None:
+        """Refused: the proof needs every leaf (append them one by one)."""
+        raise TypeError("a ConsistencyProofBuilder takes leaves one by one")
 
     def append(self, leaf: bytes) -> None:
         """Appends the leaf whose hash is ``leaf``, as :meth:`TreeBuilder.append` does."""

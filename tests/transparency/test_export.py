@@ -12,6 +12,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from transparency_log import export as export_module
 from transparency_log.__main__ import main
 from transparency_log.canonical import canonical_bytes
 from transparency_log.checkpoint import read_checkpoint
@@ -322,6 +323,41 @@ def test_the_command_line_prints_the_verdict_and_exits_0_1_or_2(export, signer, 
         assert main(argv) == 2, argv
         out, err = capsys.readouterr()
         assert out == "" and err.startswith("usage error: ") and err.count("\n") == 1, (argv, err)
+
+
+def _flip_a_byte(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[data.index(b"Z\xc3\xbcrich", 40 * 7)] ^= 0x01  # inside line 8's justification
+    path.write_bytes(bytes(data))
+
+
+def _swap_lines(path) -> None:
+    lines = _lines(path)
+    lines[3], lines[12] = lines[12], lines[3]
+    path.write_bytes(b"".join(lines))
+
+
+def _drop_line(path) -> None:
+    lines = _lines(path)
+    del lines[19]
+    path.write_bytes(b"".join(lines))
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [lambda path: None, _flip_a_byte, _swap_lines, _drop_line, lambda path: _rewrite_line(path, 9, lambda e: {**e, "version": 7})],
+    ids=["intact", "flipped byte", "swapped lines", "dropped line", "version gap"],
+)
+def test_worker_processes_give_the_verdict_of_this_process(export, signer, monkeypatch, tamper):
+    monkeypatch.setattr(export_module, "VERIFY_CHUNK", 5)  # several chunks, not aligned with the tree
+    untouched = export.read_bytes()
+    tamper(export)
+    older = signed_checkpoint(signer, sample_events(24)[:10])
+    for since in (None, older):
+        here = verify_export(export, signer.verifier_key, since, workers=0)
+        there = verify_export(export, signer.verifier_key, since, workers=2)
+        assert here.intact is (export.read_bytes() == untouched)
+        assert (here.intact, str(here)) == (there.intact, str(there))
 
 
 def test_prepared_lines_are_written_up_to_the_first_out_of_order_which_is_named(tmp_path, signer):
