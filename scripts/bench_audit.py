@@ -60,6 +60,7 @@ from bench_readmodels import (  # noqa: E402  (scripts/ is on the path: this fil
     describe_load,
     load_history,
     note,
+    pg_conninfo,
     run_child,
     vacuum_analyze,
     verdict,
@@ -80,8 +81,6 @@ def services_for(url: str, key_file: str):
 def flush_writes(url: str) -> float:
     """A PostgreSQL ``CHECKPOINT`` (the dirty buffers written) and the machine's ``sync``."""
     import psycopg
-
-    from bench_readmodels import pg_conninfo
 
     started = time.perf_counter()
     with psycopg.connect(pg_conninfo(url), autocommit=True) as connection:

@@ -130,8 +130,8 @@ def canonical_bytes_of_parsed(value: Any) -> bytes:
 
     Such a value is not walked: orjson writes it, and its output is searched for what orjson
     may write otherwise than RFC 8785 (a float, a character above U+FFFF); if found, or if
-    orjson refuses the value (a lone surrogate, a big integer, a non-string key, a subclass, a
-    tuple...), :func:`canonical_bytes` decides. Four things outside that set are written by
+    orjson refuses the value (a lone surrogate, a big integer, a non-string key, a subclass,
+    another type), :func:`canonical_bytes` decides. Four things outside that set are written by
     orjson itself, so that the answer differs from ``rfc8785.dumps``: NaN and the infinities
     (written as null), UUIDs, Enums and ``orjson.Fragment``. A strict parser makes none of them.
     """

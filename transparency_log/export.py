@@ -409,8 +409,8 @@ class PreparedLines:
     :func:`prepare_lines`, which may run in another process (the value pickles cheaply)."""
 
     lines: bytes  # the lines, each with its newline
-    leaves: bytes  # their leaf hashes, HASH_SIZE bytes each
-    hashes_text: bytes  # the lines of the .hashes file for them
+    leaves: tuple[bytes, ...]  # their leaf hashes
+    hashes_text: bytes  # the lines of the .hashes file for them (base64 made by the worker too)
     keys: tuple[tuple[int, str, int, str], ...]  # (position, originator_id, version, type) of each
     problem: str | None = None  # why the event after these has no line, if one has none
     first_index: int | None = None  # the leaf index of the first line, if known when prepared
@@ -444,7 +444,7 @@ def prepare_lines(
         keys.append((event["position"], event["originator_id"], event["version"], event["type"]))
     return PreparedLines(
         lines=b"\n".join(lines) + b"\n" if lines else b"",
-        leaves=b"".join(leaves),
+        leaves=tuple(leaves),
         hashes_text=b"".join(map(binascii.b2a_base64, leaves)),  # each with its newline
         keys=tuple(keys),
         problem=problem,
@@ -522,8 +522,8 @@ class ExportWriter:
         else:
             self._lines.write(prepared.lines[: _line_end(prepared.lines, count)])
             self._hashes.write(prepared.hashes_text[: _line_end(prepared.hashes_text, count)])
-        for start in range(0, count * HASH_SIZE, HASH_SIZE):
-            self._builder.append(prepared.leaves[start : start + HASH_SIZE])
+        for leaf in prepared.leaves[:count]:
+            self._builder.append(leaf)
 
     def finish(self) -> Checkpoint:
         """Signs the checkpoint of all the events written, puts the files in place and returns it."""

@@ -116,17 +116,9 @@ def aligned_subtrees(first_index: int, leaves: Sequence[bytes]) -> list[tuple[by
         size = index & -index if index else 1 << (end - 1).bit_length()
         while index + size > end:
             size >>= 1
-        pieces.append((_full_tree_root(leaves[index - first_index : index - first_index + size]), size))
+        pieces.append((root(leaves[index - first_index : index - first_index + size]), size))
         index += size
     return pieces
-
-
-def _full_tree_root(leaves: Sequence[bytes]) -> bytes:
-    """MTH of a power-of-two number of leaves, a level at a time."""
-    level = list(leaves)
-    while len(level) > 1:
-        level = [_sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
-    return level[0]
 
 
 class ConsistencyProofBuilder(TreeBuilder):
@@ -204,11 +196,18 @@ class ConsistencyProofBuilder(TreeBuilder):
 
 
 def root(leaf_hashes: Sequence[bytes]) -> bytes:
-    """MTH(D[n]) of RFC 9162 2.1.1 for the leaves whose hashes are ``leaf_hashes``."""
-    builder = TreeBuilder()
-    for leaf in leaf_hashes:
-        builder.append(leaf)
-    return builder.root()
+    """MTH(D[n]) of RFC 9162 2.1.1 for the leaves whose hashes are ``leaf_hashes``, a level at a
+    time: pairs hashed left to right, a last node without a pair carried up as it is (the tree
+    that splitting at the largest power of two makes)."""
+    if not leaf_hashes:
+        return EMPTY_ROOT
+    level = list(leaf_hashes)
+    while len(level) > 1:
+        paired = [_sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
 
 
 def _split(size: int) -> int:
