@@ -186,16 +186,21 @@ class LogMemberIndex:
             )
 
     def _catch_up(self) -> None:
+        """Reads the membership events up to the log head taken first, and records that head as
+        the position: with the topic filter, recording only the last membership event read would
+        leave the position behind the head, and every question would read again all the events
+        recorded since (the writers are serialised, so nothing appears below a head once read)."""
         recorder = self._app.recorder
-        while True:
+        head = recorder.max_notification_id() or 0
+        while self._position < head:
             page = recorder.select_notifications(
-                start=self._position, limit=self.PAGE, topics=INDEX_TOPICS, inclusive_of_start=False
+                start=self._position, limit=self.PAGE, stop=head, topics=INDEX_TOPICS, inclusive_of_start=False
             )
             for notification in page:
                 self._apply(self._app.mapper.to_domain_event(notification))
                 self._position = notification.id
             if len(page) < self.PAGE:
-                return
+                self._position = head
 
     def _apply(self, event: Any) -> None:
         name = type(event).__qualname__
