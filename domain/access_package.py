@@ -16,6 +16,10 @@ class AccessPackage(ConfigurationItem):
         return self.settings.get("name") or self.key
 
     @property
+    def description(self) -> str | None:
+        return self.settings.get("description")
+
+    @property
     def catalog_id(self) -> str:
         return self.settings["catalog"]
 

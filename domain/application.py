@@ -391,13 +391,7 @@ class EntitlementsApplication(Application):
             requestor = self.user(requestor_id)
             target = self.user(target_user_id) if target_user_id and target_user_id != requestor_id else requestor
             package = self.access_package(access_package_id)
-            catalog = self.catalog(package.catalog_id)
-            if not catalog.enabled:
-                raise errors.CatalogDisabled(f"catalog {catalog.key!r} is not enabled for requests", catalog_id=catalog.key)
-            if (requestor.is_external or target.is_external) and not catalog.enabled_for_external_users:
-                raise errors.ExternalUsersNotAllowed(
-                    f"catalog {catalog.key!r} is not enabled for external users", catalog_id=catalog.key
-                )
+            self.catalog(package.catalog_id).check_open_to(external=requestor.is_external or target.is_external)
             if target is not requestor and not (requestor.has_role(ADMIN) or target.manager_id == requestor.key):
                 raise errors.OnBehalfNotAllowed(
                     f"{requestor.key} may not request on behalf of {target.key}: only their manager may",

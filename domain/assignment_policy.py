@@ -23,10 +23,22 @@ class AssignmentPolicy(ConfigurationItem):
         return self.settings.get("name") or self.key
 
     @property
+    def description(self) -> str | None:
+        return self.settings.get("description")
+
+    @property
     def access_package_id(self) -> str:
         return self.settings["access_package"]
 
     # --- who may request ---------------------------------------------------------------------
+
+    # The settings that decide who may request (all that ``accepts_requests`` and
+    # ``allows_requestor`` read): two policies alike in them admit the same requestors.
+    REQUESTOR_SETTINGS = ("requestors",)
+
+    def requestor_terms(self) -> dict:
+        """The part of the settings named by :attr:`REQUESTOR_SETTINGS`."""
+        return {name: self.settings[name] for name in self.REQUESTOR_SETTINGS if name in self.settings}
 
     @property
     def requestor_scope(self) -> dict:

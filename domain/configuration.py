@@ -39,6 +39,17 @@ class ConfigurationItem(Aggregate):
         return configuration_id(cls.KIND, key)
 
     @classmethod
+    def as_configured(cls, key: str, settings: dict[str, Any]):
+        """The item as configured, from its key and settings as a read model keeps them, to ask its
+        rules (``allows_requestor``, ``check_open_to``) and readings (``name``, ``questions``)
+        without replaying its events: the same rules a command applies. Read-only: it has no id,
+        version or pending events, and is never changed or saved."""
+        item = object.__new__(cls)
+        item.key = key
+        item.settings = settings
+        return item
+
+    @classmethod
     def register(cls, key: str, settings: dict[str, Any], *, actor: str, now: datetime):
         return cls._create(
             cls.Registered, id=cls.id_for(key), key=key, settings=settings, actor=actor, timestamp=now

@@ -5,16 +5,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Callable, Sequence
 
 from eventsourcing.application import Application
 
+from domain.user import User
 from entitlements.settings import DEFAULT_BASE_URL, DEFAULT_NOTIFIER_HORIZON, notifier_horizon
 from notifier.projection import HorizonSetting, NotifierReadModel
 
 from projections.access_history import AccessHistoryReadModel
 from projections.assignments import AssignmentsReadModel
 from projections.audit_log import AuditLog, EventFilter
+from projections.catalog import CatalogReadModel, Requestor
 from projections.explanations import Explainer
 from projections.deadlines import DeadlinesReadModel
 from projections.directory import DirectoryReadModel
@@ -38,6 +41,7 @@ READ_MODELS: dict[str, type[ReadModel]] = {
     "directory": DirectoryReadModel,
     "notifier": NotifierReadModel,
     "access_history": AccessHistoryReadModel,
+    "catalog": CatalogReadModel,
 }
 
 
@@ -97,6 +101,8 @@ class ReadModels:
                 models[name] = facts
             elif kind is DirectoryReadModel:
                 models[name] = directory
+            elif kind is CatalogReadModel:  # reads the configuration events alone
+                models[name] = kind()
             elif kind is NotifierReadModel:
                 horizon = HorizonSetting(  # the application's clock (manual or not), read when a projection begins
                     self.notifier_horizon, notifier_horizon(self.notifier_horizon),
@@ -189,6 +195,38 @@ class ReadModels:
     def user(self, user_id: str) -> dict[str, Any] | None:
         with self.store.transaction(write=False) as tx:
             return self.models["directory"].get(tx, user_id)
+
+    def requestable_packages(
+        self, user_id: str, *, search: str | None = None, limit: int, cursor: str | None = None
+    ) -> Page:
+        """The access packages ``user_id`` may request (``GET /access-packages``), hidden ones left
+        out, by name (letter case aside) then id; ``search``: only those whose name or description
+        holds it, letter case aside. Items: ``{id, name, description, catalog_id, catalog_name,
+        policies: [{id, name, description, questions: [{id, text, required, choices}],
+        requestor_justification_required, approval_required, expiration}]}``, with only the
+        policies this user may request under, in the package's order (the first is the one a
+        request naming no policy is made under)."""
+        requestor = self._requestor(user_id)
+        with self.store.transaction(write=False) as tx:
+            return self.models["catalog"].requestable(tx, requestor, search=search, limit=limit, cursor=cursor)
+
+    def requestable_package(self, user_id: str, package_id: str) -> dict[str, Any] | None:
+        """One access package, hidden ones too (they open by link), shaped as an item of
+        :meth:`requestable_packages` plus ``hidden``, with only the policies ``user_id`` may
+        request under (none when the package's catalog is closed to them); None when there is
+        no such package."""
+        requestor = self._requestor(user_id)
+        with self.store.transaction(write=False) as tx:
+            return self.models["catalog"].requestable_package(tx, requestor, package_id)
+
+    def _requestor(self, user_id: str) -> Requestor | None:
+        """The user as the domain sees them now (the directory and group membership of the
+        application, not of a read model): what the policies' rules are asked about."""
+        user = self.app.find(User, User.id_for(user_id))
+        if user is None:
+            return None
+        app = self.app
+        return Requestor(user.key, user.is_external, cache(lambda group_id: app.is_member(group_id, user.key)))
 
     def due_deadlines(self, now: datetime, *, limit: int = 1000, after: tuple[str, str, str] | None = None) -> list[dict]:
         with self.store.transaction(write=False) as tx:

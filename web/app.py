@@ -14,6 +14,7 @@ from flask import Flask, request
 from domain import limits
 from entitlements.bootstrap import Services
 from web import auth
+from web.api.access_packages.routes import blp as access_packages_blp
 from web.api.admin.routes import blp as admin_blp
 from web.api.approvals.routes import blp as approvals_blp
 from web.api.assignments.routes import blp as assignments_blp
@@ -27,7 +28,7 @@ from web.context import EXTENSION, WebContext
 from web.errors import ErrorSchema, handle_http_exception, register_error_handlers
 
 API_PREFIX = "/api/v1"
-BLUEPRINTS = (requests_blp, me_blp, assignments_blp, approvals_blp, notifications_blp, audit_blp, admin_blp, health_blp)
+BLUEPRINTS = (access_packages_blp, requests_blp, me_blp, assignments_blp, approvals_blp, notifications_blp, audit_blp, admin_blp, health_blp)
 SECURITY_SCHEME = "bearerAuth"
 
 DEFAULT_CONFIG: dict[str, Any] = {

@@ -27,6 +27,7 @@ ROLES = {
 # status per role, in the order of ROLES:
 #                                   requestor target this  other unrel. auditor admin
 EXPECTED = {
+    "GET /access-packages":           (200,      200,   200,  200,  200,   200,    200),
     "POST /requests":                 (201,      201,   403,  403,  403,   403,    201),  # on behalf of report: their manager or an admin
     "GET /requests/{id}":             (200,      200,   200,  200,  403,   200,    403),
     "POST /requests/{id}/decision":   (403,      403,   200,  403,  403,   403,    403),

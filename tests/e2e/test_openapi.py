@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 PATHS = {
+    "/api/v1/access-packages": {"get"},
     "/api/v1/requests": {"post"},
     "/api/v1/requests/{request_id}": {"get"},
     "/api/v1/requests/{request_id}/decision": {"post"},
@@ -55,6 +56,7 @@ def test_openapi_document_declares_bearer_security_except_for_health(client):
 def test_every_list_page_answered_matches_its_documented_schema(api):
     import marshmallow as ma
 
+    from web.api.access_packages.schemas import AccessPackagePageSchema
     from web.api.approvals.schemas import HistoryPageSchema, PendingPageSchema
     from web.api.me.schemas import AssignmentPageSchema, MyRequestPageSchema
 
@@ -67,6 +69,7 @@ def test_every_list_page_answered_matches_its_documented_schema(api):
         ("approver-b", "/approvals/history", HistoryPageSchema),
         ("requester", "/me/requests", MyRequestPageSchema),
         ("requester", "/me/assignments", AssignmentPageSchema),
+        ("requester", "/access-packages", AccessPackagePageSchema),
     ):
         response = api.get(user, path)
         assert response.status_code == 200 and response.json["items"], path

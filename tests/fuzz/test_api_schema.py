@@ -67,6 +67,7 @@ CONFIG = {
 # Who calls each operation: users in turn, each of them one the operation is meant for (so calls get
 # past 401/403 and into validation and the rules). ``None``: no token (public).
 USERS = {
+    "GET /access-packages": ["requester", "report", "outsider"],
     "POST /requests": ["requester", "manager", "report", "admin"],
     "GET /requests/{request_id}": ["manager", "report", "requester", "first", "auditor"],
     "POST /requests/{request_id}/decision": ["first", "second", "approver-a", "approver-b"],

@@ -34,13 +34,13 @@ class ListQueryArgsSchema(ma.Schema):
     )
 
 
-def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
+def page_schema(item_schema: type[ma.Schema], name: str, *, order: str = "newest first") -> type[ma.Schema]:
     """``{items: [...], next_cursor}`` for one kind of item."""
     return type(
         name,
         (ma.Schema,),
         {
-            "__doc__": f"A page of {item_schema.__name__.removesuffix('Schema')} items, newest first.",
+            "__doc__": f"A page of {item_schema.__name__.removesuffix('Schema')} items, {order}.",
             "items": ma.fields.List(ma.fields.Nested(item_schema), required=True),
             "next_cursor": ma.fields.String(
                 required=True, allow_none=True, metadata={"description": "the next page's `cursor`; null on the last page"}

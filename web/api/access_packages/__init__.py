@@ -1,0 +1,1 @@
+"""The access packages a caller may request."""
