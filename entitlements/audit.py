@@ -9,7 +9,6 @@ when the key is made. The verifier key (``entitlements audit key``) is what audi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from transparency_log.merkle import TreeBuilder
 from transparency_log.parallel import default_workers, ordered_map
 from transparency_log.note import NoteError, Signer, Verifier, generate_signer
 
+from entitlements.keyfiles import read_or_create
 from entitlements.settings import ConfigurationError
 from projections.audit_log import audit_event
 from projections.log_tree import LEAVES, LogTree, event_leaf
@@ -46,18 +46,8 @@ def origin_for(base_url: str) -> str:
 def load_signer(key_file: str | Path, base_url: str) -> Signer:
     """The deployment's signing key, made (and kept in ``key_file``) on first use."""
     path = Path(key_file)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = generate_signer(origin_for(base_url))
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first: use theirs
-            pass
-        else:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                file.write(text + "\n")
     try:
-        return Signer.from_text(path.read_text(encoding="utf-8").strip())
+        return Signer.from_text(read_or_create(path, lambda: generate_signer(origin_for(base_url))))
     except (OSError, ValueError) as error:
         raise ConfigurationError(f"cannot read the audit signing key {path}: {error}") from error
 

@@ -15,6 +15,7 @@ from entitlements.audit import load_signer
 from entitlements.persistence import Database, database_from_url
 from entitlements.scheduler import Scheduler
 from entitlements.settings import ConfigurationError, Settings
+from entitlements.sign_in import SignInStore, session_secret
 from entitlements.stored_clock import StoredClock
 from entitlements.tokens import TokenStore
 from notifier.sender import Sender, SmtpServer
@@ -84,6 +85,11 @@ class Services:
     tokens: TokenStore
     scheduler: Scheduler  # one per process: it runs one tick at a time
     log_tree: LogTree  # the log's Merkle tree and signed checkpoints
+    sign_in: SignInStore  # the portal's sign-in links and sessions
+
+    def secret_key(self) -> str:
+        """``ENTITLEMENTS_SECRET_KEY``, else the one generated and kept in ``secret_key_file``."""
+        return session_secret(self.settings.secret_key, self.settings.secret_key_file)
 
     def sender(self) -> Sender | None:
         """The outbox's SMTP sender, or None when no ``ENTITLEMENTS_SMTP_URL`` is set."""
@@ -118,6 +124,7 @@ def build_services(
                 notifier_horizon=settings.notifier_horizon,
             )
             tokens = TokenStore(store)
+            sign_in = SignInStore(store)
             scheduler = Scheduler(app, read_models)
             log_tree = LogTree(
                 read_models.audit_log, lambda: load_signer(settings.audit_key_file, settings.base_url), now=lambda: app.clock.now()
@@ -128,4 +135,5 @@ def build_services(
         if type(error).__module__.startswith(("psycopg", "sqlite3")):
             raise ConfigurationError(f"cannot open the database {settings.database_url}: {error}") from error
         raise
-    return Services(settings=settings, app=app, store=store, read_models=read_models, tokens=tokens, scheduler=scheduler, log_tree=log_tree)
+    return Services(settings=settings, app=app, store=store, read_models=read_models, tokens=tokens, scheduler=scheduler, log_tree=log_tree,
+                    sign_in=sign_in)

@@ -233,7 +233,7 @@ def web(settings: Settings, *, host: str, port: int, workers: int, threads: int)
             return create_app(build_services(settings), project_inline=False)
 
     click.echo(
-        f"entitlements API at http://{host}:{port}/api/v1 ({workers} worker(s) x {threads} thread(s)); Ctrl-C to stop",
+        f"entitlements portal at http://{host}:{port}/ and API at /api/v1 ({workers} worker(s) x {threads} thread(s)); Ctrl-C to stop",
         err=True,
     )
     WebWorkers().run()
@@ -251,7 +251,7 @@ def serve(settings: Settings, *, host: str, port: int, threads: int) -> None:
         with following(services), scheduling(services), sending(services), checkpointing(services):
             app = create_app(services, project_inline=True)
             click.echo(
-                f"entitlements API at http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json); Ctrl-C to stop",
+                f"entitlements portal at http://{host}:{port}/ and API at /api/v1 (OpenAPI: /api/v1/openapi.json); Ctrl-C to stop",
                 err=True,
             )
             waitress.serve(app, host=host, port=port, threads=threads, ident="entitlements", _quiet=True)

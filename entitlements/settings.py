@@ -15,6 +15,7 @@ from domain.durations import parse_duration
 
 DEFAULT_DATABASE_URL = "sqlite:///var/entitlements.db"
 DEFAULT_AUDIT_KEY_FILE = "var/audit-signing.key"
+DEFAULT_SECRET_KEY_FILE = "var/session-secret.key"  # where the generated ENTITLEMENTS_SECRET_KEY is kept
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 CLOCKS = ("system", "manual")
 # How far back a first projection of the notifier still mails (README: Emails, "The horizon").
@@ -31,6 +32,10 @@ class Settings:
     smtp_url: str | None = None
     base_url: str = DEFAULT_BASE_URL
     secret_key: str | None = None
+    secret_key_file: str = DEFAULT_SECRET_KEY_FILE
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
     audit_key_file: str = DEFAULT_AUDIT_KEY_FILE
     clock: str = "system"
     mail_from: str = "entitlements@localhost"
@@ -42,6 +47,11 @@ class Settings:
     @property
     def notifier_horizon_duration(self) -> timedelta:
         return notifier_horizon(self.notifier_horizon)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """The portal is served over https: its cookies are sent only over https."""
+        return self.base_url.lower().startswith("https://")
 
     @property
     def mail_domain(self) -> str:
@@ -63,6 +73,10 @@ class Settings:
             smtp_url=values.get("ENTITLEMENTS_SMTP_URL") or None,
             base_url=(values.get("ENTITLEMENTS_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
             secret_key=values.get("ENTITLEMENTS_SECRET_KEY") or None,
+            secret_key_file=values.get("ENTITLEMENTS_SECRET_KEY_FILE") or DEFAULT_SECRET_KEY_FILE,
+            oidc_issuer=(values.get("ENTITLEMENTS_OIDC_ISSUER") or "").strip().rstrip("/") or None,
+            oidc_client_id=(values.get("ENTITLEMENTS_OIDC_CLIENT_ID") or "").strip() or None,
+            oidc_client_secret=values.get("ENTITLEMENTS_OIDC_CLIENT_SECRET") or None,
             audit_key_file=values.get("ENTITLEMENTS_AUDIT_KEY_FILE") or DEFAULT_AUDIT_KEY_FILE,
             clock=clock,
             mail_from=mail_from(values),

@@ -61,3 +61,18 @@ class DirectoryReadModel(ReadModel):
     def get_many(self, tx: Transaction, user_ids: set[str]) -> dict[str, dict[str, Any]]:
         """The users ``user_ids`` that are known, by id."""
         return {user_id: loads(data) for user_id, data in tx.fetch_where_in(f"SELECT user_id, data FROM {TABLE}", "user_id", user_ids)}
+
+    def reports_of(self, tx: Transaction, manager_id: str) -> list[dict[str, Any]]:
+        """The users whose manager is ``manager_id``, by name. It reads the whole directory (the
+        manager is kept inside each entry, not in a column of its own): fine for the directories
+        of the demo and the tests, to be indexed before directories of 100,000 users."""
+        manager = "data::json->>'manager_id'" if tx.backend == "postgresql" else "json_extract(data, '$.manager_id')"
+        rows = tx.fetchall(f"SELECT data FROM {TABLE} WHERE {manager} = ?", (manager_id,))
+        return sorted((loads(row[0]) for row in rows), key=lambda user: (user["display_name"].casefold(), user["id"]))
+
+    def by_email(self, tx: Transaction, email: str) -> list[dict[str, Any]]:
+        """The users whose email is ``email`` (case aside), for signing in with OpenID Connect.
+        Like :meth:`reports_of`, it reads the whole directory."""
+        column = "data::json->>'email'" if tx.backend == "postgresql" else "json_extract(data, '$.email')"
+        rows = tx.fetchall(f"SELECT data FROM {TABLE} WHERE lower({column}) = ?", (email.strip().lower(),))
+        return [loads(row[0]) for row in rows]

@@ -79,3 +79,7 @@ class PendingReadModel(FactsReadModel):
             cursor=cursor,
             row_to_item=lambda row: loads(row[0]),
         )
+
+    def awaits(self, tx: Transaction, approver_id: str, request_id: str) -> bool:
+        """Whether ``request_id`` awaits ``approver_id``'s decision now (one primary-key read)."""
+        return tx.fetchone(f"SELECT 1 FROM {TABLE} WHERE approver_id = ? AND request_id = ?", (approver_id, request_id)) is not None

@@ -196,6 +196,27 @@ class ReadModels:
         with self.store.transaction(write=False) as tx:
             return self.models["directory"].get(tx, user_id)
 
+    def users(self, user_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """The directory entries of those of ``user_ids`` that are known, by id."""
+        with self.store.transaction(write=False) as tx:
+            return self.models["directory"].get_many(tx, user_ids)
+
+    def reports_of(self, manager_id: str) -> list[dict[str, Any]]:
+        """The directory entries of ``manager_id``'s direct reports, by name."""
+        with self.store.transaction(write=False) as tx:
+            return self.models["directory"].reports_of(tx, manager_id)
+
+    def users_by_email(self, email: str) -> list[dict[str, Any]]:
+        """The directory entries with this email address (case aside): one, or none, or (a
+        directory that repeats an address) several."""
+        with self.store.transaction(write=False) as tx:
+            return self.models["directory"].by_email(tx, email)
+
+    def awaits_decision(self, user_id: str, request_id: str) -> bool:
+        """Whether the request awaits this user's decision now (it is on their Pending list)."""
+        with self.store.transaction(write=False) as tx:
+            return self.models["pending"].awaits(tx, user_id, request_id)
+
     def requestable_packages(
         self, user_id: str, *, search: str | None = None, limit: int, cursor: str | None = None
     ) -> Page:

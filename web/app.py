@@ -26,6 +26,8 @@ from web.api.requests.routes import blp as requests_blp
 from web.api.fields import check_json_depth
 from web.context import EXTENSION, WebContext
 from web.errors import ErrorSchema, handle_http_exception, register_error_handlers
+from web.portal import init_portal
+from web.portal.errors import error_page
 
 API_PREFIX = "/api/v1"
 BLUEPRINTS = (access_packages_blp, requests_blp, me_blp, assignments_blp, approvals_blp, notifications_blp, audit_blp, admin_blp, health_blp)
@@ -91,7 +93,8 @@ def create_app(services: Services, *, project_inline: bool = False, config: dict
     )
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint, url_prefix=API_PREFIX + blueprint.url_prefix)
-    register_error_handlers(app)
+    init_portal(app, secret_key=services.secret_key(), settings=services.settings)
+    register_error_handlers(app, page=error_page, is_api=lambda path: path.startswith(API_PREFIX + "/"))
     app.before_request(check_body_depth)
     auth.init_app(app)
     return app

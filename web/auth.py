@@ -18,6 +18,7 @@ from web.errors import ApiError
 ADMIN = "admin"
 AUDITOR = "auditor"
 DOC_BLUEPRINT = "api-docs"  # flask-smorest's blueprint serving openapi.json
+PORTAL_BLUEPRINT = "portal"  # pages for people: signed in by a session cookie (web.portal.session)
 
 T = TypeVar("T")
 
@@ -41,7 +42,7 @@ def _is_public() -> bool:
         return True
     if request.method == "OPTIONS":  # Flask's automatic answer: the allowed methods, nothing else
         return True
-    if request.blueprint == DOC_BLUEPRINT:
+    if request.blueprint in (DOC_BLUEPRINT, PORTAL_BLUEPRINT):
         return True
     view = current_app.view_functions.get(request.endpoint or "")
     return bool(getattr(getattr(view, "view_class", None), "public", False) or getattr(view, "public", False))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import marshmallow as ma
 from flask import Flask, has_request_context, request
@@ -185,11 +185,36 @@ def handle_unexpected(error: Exception):
     return _response(500, "internal_error", INTERNAL_MESSAGE)
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Installs every handler; call it after flask-smorest's ``Api`` so that ours win."""
-    app.register_error_handler(ApiError, handle_api_error)
-    app.register_error_handler(domain.DomainError, handle_domain_error)
-    app.register_error_handler(InvalidCursor, handle_invalid_cursor)
-    app.register_error_handler(TooDeep, handle_too_deep)
-    app.register_error_handler(HTTPException, handle_http_exception)
-    app.register_error_handler(Exception, handle_unexpected)
+ErrorPage = Callable[[int, str], Any]  # (status, message for people) -> a response
+
+
+def register_error_handlers(app: Flask, *, page: ErrorPage | None = None, is_api: Callable[[str], bool] = lambda path: True) -> None:
+    """Installs every handler; call it after flask-smorest's ``Api`` so that ours win.
+
+    A request whose path ``is_api`` is not is answered by ``page`` (an HTML page for people:
+    the portal's) instead of JSON, with the same status; an unexpected error is still logged."""
+
+    def handler(answer: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def handle(error: Any) -> Any:
+            response = answer(error)
+            if page is None or not has_request_context() or is_api(request.path):
+                return response
+            body, status = response[0], response[1]
+            return page(status, _message_for_people(status, body["error"]["message"]))
+
+        return handle
+
+    app.register_error_handler(ApiError, handler(handle_api_error))
+    app.register_error_handler(domain.DomainError, handler(handle_domain_error))
+    app.register_error_handler(InvalidCursor, handler(handle_invalid_cursor))
+    app.register_error_handler(TooDeep, handler(handle_too_deep))
+    app.register_error_handler(HTTPException, handler(handle_http_exception))
+    app.register_error_handler(Exception, handler(handle_unexpected))
+
+
+def _message_for_people(status: int, message: str) -> str:
+    if status == 404 and message.startswith("no such endpoint"):
+        return "There is no page at this address."
+    if status >= 500:
+        return "Something went wrong on our side. It was logged; please try again in a moment."
+    return message
