@@ -340,3 +340,32 @@ def test_unknown_and_forbidden_requests_are_pages_for_people(portal):
     assert response.status == 404
     portal.check(carol, "not-found")
     expect(carol.get_by_role("navigation", name="Main")).to_be_visible()
+
+
+def tab_to(page, label: str, most: int = 40) -> None:
+    """Presses Tab until the control named ``label`` has the focus (as a keyboard user would)."""
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        name = page.evaluate(
+            "() => { const e = document.activeElement; if (!e) return '';"
+            " const l = e.labels && e.labels[0]; return (l ? l.textContent : e.textContent || '').trim(); }"
+        )
+        if name == label:
+            return
+    raise AssertionError(f"{label!r} cannot be reached with Tab")
+
+
+def test_an_approver_decides_with_the_keyboard_alone(portal):
+    request_id = portal.submit("ben", "ledger")
+    fay = portal.sign_in("first")
+    portal.visit(fay, f"/requests/{request_id}", "keyboard")
+    fay.keyboard.press("Tab")
+    assert fay.evaluate("document.activeElement.textContent") == "Skip to content"
+    tab_to(fay, "Approve")
+    fay.keyboard.press("Space")
+    tab_to(fay, "Reason")
+    fay.keyboard.type("Typed, not clicked")
+    tab_to(fay, "Submit")
+    fay.keyboard.press("Enter")
+    expect(fay.get_by_text("You approved this request.")).to_be_visible()
+    assert portal.services.read_models.request(request_id)["stages"][0]["reason"] == "Typed, not clicked"

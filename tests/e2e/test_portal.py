@@ -390,3 +390,20 @@ def test_someone_without_reports_is_not_offered_to_request_for_others(person):
 def test_an_unknown_address_shows_the_navigation_to_someone_signed_in(person):
     page = person("requester").get("/no/such/page")
     assert page.status_code == 404 and 'aria-label="Main"' in page.text
+
+
+def test_a_hidden_package_is_not_listed_but_its_page_takes_requests(person, services):
+    from entitlements.tenant import load_tenant_data
+
+    load_tenant_data(services.app, {
+        "access_packages": [{"id": "secret", "catalog": "it", "name": "Secret project", "hidden": True,
+                             "resources": [{"id": "secret-group", "kind": "group"}]}],
+        "policies": [{"id": "secret-policy", "access_package": "secret",
+                      "approval": {"required": True, "stages": [{"approvers": [{"user": "approver-a"}], "timeout": "P14D"}]}}],
+    }, source="<test>", actor="test")
+    requester = person("requester")
+    assert "Secret project" not in requester.get("/access-packages").text
+    page = requester.get("/access-packages/secret")
+    assert page.status_code == 200 and "Submit request" in page.text
+    done = requester.post_form("/access-packages/secret", "/access-packages/secret", {"policy_id": "secret-policy"})
+    assert done.status_code == 302
