@@ -86,3 +86,8 @@ class AssignmentsReadModel(FactsReadModel):
             cursor=cursor,
             row_to_item=lambda row: loads(row[0]),
         )
+
+    def get(self, tx: Transaction, assignment_id: str) -> dict[str, Any] | None:
+        """One assignment's item (the link of emails 18 to 20 names it)."""
+        row = tx.fetchone(f"SELECT item FROM {TABLE} WHERE assignment_id = ?", (assignment_id,))
+        return loads(row[0]) if row else None

@@ -192,6 +192,10 @@ class ReadModels:
         with self.store.transaction(write=False) as tx:
             return self.models["assignments"].of_user(tx, user_id, limit=limit, cursor=cursor)
 
+    def assignment(self, assignment_id: str) -> dict[str, Any] | None:
+        with self.store.transaction(write=False) as tx:
+            return self.models["assignments"].get(tx, assignment_id)
+
     def user(self, user_id: str) -> dict[str, Any] | None:
         with self.store.transaction(write=False) as tx:
             return self.models["directory"].get(tx, user_id)

@@ -369,3 +369,35 @@ def test_an_approver_decides_with_the_keyboard_alone(portal):
     fay.keyboard.press("Enter")
     expect(fay.get_by_text("You approved this request.")).to_be_visible()
     assert portal.services.read_models.request(request_id)["stages"][0]["reason"] == "Typed, not clicked"
+
+
+def test_every_email_link_opens_its_page_for_its_recipient_after_sign_in(portal):
+    """Requests to approve, reminders, decisions, delivery, the expiry reminder and the end of
+    access: each email's link, opened by its recipient after signing in, shows its page."""
+    import re
+
+    from entitlements.sign_in import LINK_PATH
+
+    approved = portal.submit("ben", "reports", justification="Planning", answers={"cost-center": "CC100"})
+    denied = portal.submit("ben", "ledger")
+    portal.services.scheduler.advance(portal.clock, START + timedelta(days=8))  # reminders of both
+    portal.services.app.decide(request_id=approved, approver_id="ann", decision="approve")
+    portal.services.app.decide(request_id=denied, approver_id="first", decision="deny", reason="no")
+    portal.services.scheduler.advance(portal.clock, START + timedelta(days=40))  # expiry reminder, then the end
+    portal.settle()
+    emails = {user["email"]: user["id"] for user in TENANT["users"]}
+    checked = set()
+    for recipients, message in list(portal.mailbox.messages):
+        links = [u for u in links_in(message) if u.startswith(portal.url)]
+        assert links, f"email {message['Subject']!r} has no link to the portal"
+        for recipient in recipients:
+            client = create_app(portal.services, project_inline=True).test_client()
+            secret, _ = portal.services.sign_in.issue_link(emails[recipient])
+            page = client.get(LINK_PATH + secret)
+            client.post(LINK_PATH + secret, data={"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)})
+            path = links[0].removeprefix(portal.url)
+            answer = client.get(path)
+            assert answer.status_code == 200, (message["Subject"], recipient, path, answer.status_code)
+            checked.add(path.split("/")[1])
+    assert checked == {"requests", "access"}, checked
+    assert len(portal.mailbox.messages) >= 6

@@ -407,3 +407,15 @@ def test_a_hidden_package_is_not_listed_but_its_page_takes_requests(person, serv
     assert page.status_code == 200 and "Submit request" in page.text
     done = requester.post_form("/access-packages/secret", "/access-packages/secret", {"policy_id": "secret-policy"})
     assert done.status_code == 302
+
+
+def test_one_access_page_shows_it_to_its_user_and_refuses_others(person, api, services):
+    request_id = submitted(api, "requester", "staged-1", justification="project X")
+    api.decide("first", request_id, "approve")
+    api.decide("second", request_id, "approve")
+    services.read_models.catch_up()
+    assignment_id = services.read_models.assignments_of("requester", limit=10).items[0]["id"]
+    page = person("requester").get(f"/access/{assignment_id}")
+    assert page.status_code == 200 and "Staged 1" in page.text
+    assert person("outsider").get(f"/access/{assignment_id}").status_code == 403
+    assert person("outsider").get("/access/no-such-access").status_code == 404

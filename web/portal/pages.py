@@ -17,6 +17,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from domain import errors as refusals
 from domain.errors import DomainError
 from entitlements.sign_in import LINK_EXPIRED, LINK_UNKNOWN, LINK_USED
+from projections.paging import Page
 from web.api.requests.schemas import DecisionCreateSchema, RequestCreateSchema, RevocationCreateSchema
 from web.auth import may_read_request
 from web.consistency import at_least, written
@@ -387,6 +388,18 @@ def approvals():
 def my_access():
     page = services().read_models.assignments_of(person_id(), limit=PAGE_SIZE, cursor=request.args.get("cursor") or None)
     return render_template("access.html", page=page, errors={})
+
+
+@blp.get("/access/<assignment_id>")
+@sign_in_required
+def one_access(assignment_id: str):
+    """One assignment of mine (the link of the emails about access: 18 to 20), with Extend."""
+    item = services().read_models.assignment(assignment_id)
+    if item is None:
+        abort(404, description="There is no such access.")
+    if item.get("user_id") != person_id():
+        abort(403, description="This is someone else's access.")
+    return render_template("access.html", page=Page(items=[item], next_cursor=None), errors={}, one=True)
 
 
 @blp.post("/access/<assignment_id>/extend")
