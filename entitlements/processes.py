@@ -7,12 +7,13 @@ process of each other part on one PostgreSQL."""
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import signal
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 import click
 from tqdm import tqdm
@@ -20,6 +21,8 @@ from tqdm import tqdm
 from entitlements.bootstrap import Services, build_services
 from entitlements.settings import ConfigurationError, Settings
 from projections.read_models import check_names
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +210,17 @@ def project(settings: Settings, *, interval: float = 0.2, names: list[str] | Non
         services.close()
 
 
+def settled(app: T) -> T:
+    """``app``, with everything made so far (the application, its caches, the OpenAPI document:
+    about 90,000 objects, some holding large dicts) moved out of the garbage collector's reach.
+    They live as long as the process, yet every full collection walked them: 50 ms with every
+    request of the process waiting, which was most of the slowest answers' time under load
+    (``scripts/bench_audit``). Objects made later are collected as always."""
+    gc.collect()
+    gc.freeze()
+    return app
+
+
 def web(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
     """Several worker processes (gunicorn, threaded workers), each with its own connections,
     reading the read models that ``entitlements project`` keeps up to date."""
@@ -214,7 +228,11 @@ def web(settings: Settings, *, host: str, port: int, workers: int, threads: int)
 
     from web.app import create_app
 
-    build_services(settings).close()  # a bad database URL is a clear error here, before forking
+    probe = build_services(settings)  # a bad database URL or session key is a clear error here, before forking
+    try:
+        probe.secret_key()
+    finally:
+        probe.close()
 
     class WebWorkers(BaseApplication):
         def load_config(self) -> None:
@@ -230,7 +248,7 @@ def web(settings: Settings, *, host: str, port: int, workers: int, threads: int)
                 self.cfg.set(key, value)
 
         def load(self):  # in each worker, after the fork: connections are never shared
-            return create_app(build_services(settings), project_inline=False)
+            return settled(create_app(build_services(settings), project_inline=False))
 
     click.echo(
         f"entitlements portal at http://{host}:{port}/ and API at /api/v1 ({workers} worker(s) x {threads} thread(s)); Ctrl-C to stop",
@@ -249,7 +267,7 @@ def serve(settings: Settings, *, host: str, port: int, threads: int) -> None:
     try:
         services.read_models.catch_up()
         with following(services), scheduling(services), sending(services), checkpointing(services):
-            app = create_app(services, project_inline=True)
+            app = settled(create_app(services, project_inline=True))
             click.echo(
                 f"entitlements portal at http://{host}:{port}/ and API at /api/v1 (OpenAPI: /api/v1/openapi.json); Ctrl-C to stop",
                 err=True,

@@ -36,6 +36,7 @@ class Settings:
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = None
+    oidc_user_id_claim: str | None = None  # a claim whose value is the directory user id (operator's choice)
     audit_key_file: str = DEFAULT_AUDIT_KEY_FILE
     clock: str = "system"
     mail_from: str = "entitlements@localhost"
@@ -77,6 +78,7 @@ class Settings:
             oidc_issuer=(values.get("ENTITLEMENTS_OIDC_ISSUER") or "").strip().rstrip("/") or None,
             oidc_client_id=(values.get("ENTITLEMENTS_OIDC_CLIENT_ID") or "").strip() or None,
             oidc_client_secret=values.get("ENTITLEMENTS_OIDC_CLIENT_SECRET") or None,
+            oidc_user_id_claim=(values.get("ENTITLEMENTS_OIDC_USER_ID_CLAIM") or "").strip() or None,
             audit_key_file=values.get("ENTITLEMENTS_AUDIT_KEY_FILE") or DEFAULT_AUDIT_KEY_FILE,
             clock=clock,
             mail_from=mail_from(values),

@@ -194,10 +194,27 @@ def session_secret(configured: str | None, key_file: str) -> str:
     first use and kept in ``key_file`` (``var/session-secret.key``), so that sessions outlive a
     restart and every web worker signs alike."""
     if configured:
-        return configured
+        return long_enough(configured, "ENTITLEMENTS_SECRET_KEY")
     try:
-        return read_or_create(key_file, lambda: secrets.token_urlsafe(48))
+        kept = read_or_create(key_file, lambda: secrets.token_urlsafe(48))
     except OSError as error:
         raise ConfigurationError(
             f"cannot keep the portal's session key in {key_file}: {error}; set ENTITLEMENTS_SECRET_KEY instead"
         ) from error
+    return long_enough(kept, f"the session key in {key_file}", remedy=f"delete {key_file} to have a new one made")
+
+
+# A shorter key could be guessed offline from one signed cookie; 32 characters of token_urlsafe
+# hold 192 bits.
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def long_enough(key: str, what: str, remedy: str = "set one of at least 32 characters") -> str:
+    """``key`` when it is long enough to sign cookies; ``ConfigurationError`` saying so otherwise
+    (an empty key would leave Flask with no sessions at all: every portal page would fail)."""
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigurationError(
+            f"{what} has {len(key)} characters; a key that signs the portal's cookies needs at least"
+            f" {MIN_SECRET_KEY_LENGTH}: {remedy} (e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    return key

@@ -152,7 +152,12 @@ def test_a_request_is_answered_approved_from_the_email_link_seen_in_history_deli
     portal.visit(ben, "/access-packages", "access-packages")
     ben.get_by_label("Search by name or description").fill("sales")
     ben.get_by_role("button", name="Search").click()
-    ben.get_by_role("link", name="Request access to Sales reports").click()
+    # each card's link is named exactly as API.md says; the package's name is its description
+    request_access = ben.get_by_role("listitem").filter(has=ben.get_by_role("heading", name="Sales reports")).get_by_role(
+        "link", name="Request access", exact=True
+    )
+    expect(request_access).to_have_accessible_description("Sales reports")
+    request_access.click()
     portal.check(ben, "request-form")
     ben.get_by_role("button", name="Submit request").click()  # nothing filled in: told what is missing
     expect(ben.locator(".field-error").first).to_be_visible()
@@ -249,7 +254,9 @@ def test_access_is_extended_from_my_access(portal):
     ben = portal.sign_in("ben")
     portal.visit(ben, "/access", "extend-offered")
     ben.get_by_label("Justification for the extension").fill("Still planning")
-    ben.get_by_role("button", name="Extend Sales reports").click()
+    extend = ben.get_by_role("button", name="Extend", exact=True)
+    expect(extend).to_have_accessible_description("Sales reports")
+    extend.click()
     expect(ben.get_by_text("Your access was extended.")).to_be_visible()
     portal.check(ben, "extended")
 

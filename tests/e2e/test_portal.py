@@ -126,6 +126,14 @@ def test_sign_in_never_sends_the_browser_to_another_site(person):
     assert browser.sign_in("approver-a").headers["Location"] == "/"
 
 
+@pytest.mark.parametrize("target", ["/\t/evil.example/", "/\n/evil.example/", "/\\evil.example/", "https://evil.example/"])
+def test_a_return_address_a_browser_could_read_as_another_site_is_replaced_by_home(person, target):
+    browser = person()
+    with browser.client.session_transaction() as cookie:
+        cookie["next"] = target
+    assert browser.sign_in("approver-a").headers["Location"] == "/"
+
+
 def test_after_sign_out_the_same_session_cookie_is_refused(person):
     browser = person("approver-a")
     cookie = browser.client.get_cookie("entitlements_session").value
@@ -417,5 +425,64 @@ def test_one_access_page_shows_it_to_its_user_and_refuses_others(person, api, se
     assignment_id = services.read_models.assignments_of("requester", limit=10).items[0]["id"]
     page = person("requester").get(f"/access/{assignment_id}")
     assert page.status_code == 200 and "Staged 1" in page.text
-    assert person("outsider").get(f"/access/{assignment_id}").status_code == 403
-    assert person("outsider").get("/access/no-such-access").status_code == 404
+    outsider = person("outsider")
+    theirs, none = outsider.get(f"/access/{assignment_id}"), outsider.get("/access/no-such-access")
+    assert theirs.status_code == none.status_code == 404
+
+
+def test_someone_elses_access_answers_the_same_404_as_none_so_nobody_learns_who_asked_for_what(person, api, services):
+    request_id = submitted(api, "requester", "staged-1", justification="project X")
+    api.decide("first", request_id, "approve")
+    api.decide("second", request_id, "approve")
+    services.read_models.catch_up()
+    held = services.read_models.assignments_of("requester", limit=10).items[0]["id"]
+    never = "00000000-0000-5000-8000-000000000000"
+    outsider = person("outsider")
+    pages = [outsider.get(f"/access/{held}"), outsider.get(f"/access/{never}")]
+    posts = [outsider.post_form("/access", f"/access/{assignment}/extend", {"justification": "mine now"}) for assignment in (held, never)]
+    for answers in (pages, posts):
+        assert {a.status_code for a in answers} == {404}
+        assert answers[0].text.replace(held, "ID") == answers[1].text.replace(never, "ID")
+    assert services.read_models.assignments_of("requester", limit=10).items[0]["open_request_id"] is None
+
+
+def test_a_refusal_no_form_on_the_page_can_show_is_shown_atop_it(person, api, services):
+    request_id = submitted(api)
+    requester = person("requester")  # may read the request, may not decide it: the page has no decision form
+    page = requester.post_form(f"/requests/{request_id}", f"/requests/{request_id}/decision", {"decision": "approve"})
+    assert page.status_code == 403
+    assert 'id="_-error" role="alert"' in page.text and "Your decision" not in page.text
+    assert services.read_models.request(request_id)["state"] == "pending_approval"
+
+
+def test_portal_pages_are_never_cached_framed_or_sent_as_referer(person):
+    page = person("approver-a").get("/approvals")
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["Referrer-Policy"] == "same-origin" and page.headers["X-Content-Type-Options"] == "nosniff"
+    link = person().get(person().link("approver-a"))
+    assert link.headers["Cache-Control"] == "no-store"
+
+
+def test_a_malformed_request_id_is_a_404_at_once(person, services, monkeypatch):
+    monkeypatch.setattr(services.read_models, "wait_for", lambda *a, **k: pytest.fail("waited for an id no request can have"))
+    for path in ("/requests/not-a-request", "/access/not-an-access"):
+        assert person("approver-a").get(path).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "change, offered",
+    [
+        ({}, True),
+        ({"state": "access_expired"}, False),
+        ({"state": "removed"}, False),
+        ({"open_request_id": "an-extension-waiting"}, False),
+        ({"end": None}, False),
+        ({"extension_allowed": False}, False),
+    ],
+)
+def test_extend_is_offered_only_on_held_access_that_ends_with_no_extension_waiting(change, offered):
+    from web.portal.pages import may_extend
+
+    held = {"state": "delivered", "end": "2026-06-01T00:00:00+00:00", "open_request_id": None, "extension_allowed": True}
+    assert may_extend({**held, **change}) is offered

@@ -38,6 +38,20 @@ def _bring_read_models_up() -> None:
     if context.project_inline and request.method == "GET":
         context.services.read_models.catch_up()
 
+
+@blp.after_request
+def _page_headers(response):
+    """A page is about one signed-in person and may carry a sign-in link's secret in its address:
+    no cache keeps it, no other site learns its address (Referer) or shows it in a frame."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint != "portal.static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 from web.portal import pages  # noqa: E402,F401  (its views are the blueprint's)
 from web.portal.errors import csrf_refused  # noqa: E402
 from web.portal.oidc import init_oidc  # noqa: E402

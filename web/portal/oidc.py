@@ -3,9 +3,13 @@ flow with PKCE (S256), against ``ENTITLEMENTS_OIDC_ISSUER`` (its discovery docum
 ``ENTITLEMENTS_OIDC_CLIENT_ID`` with ``ENTITLEMENTS_OIDC_CLIENT_SECRET``. The redirect URI to
 register at the provider is ``ENTITLEMENTS_BASE_URL`` + ``/sign-in/oidc/callback``.
 
-The person is the directory user whose email is the ID token's ``email`` claim, when the
-provider says it is verified (``email_verified``), or else the one whose id is its
-``preferred_username``. Anyone else is refused with a page that says so.
+The person is the one directory user whose email is the ID token's ``email`` claim, when the
+provider says it is verified (``email_verified``). A claim such as ``preferred_username`` is no
+proof of who someone is (OpenID Connect Core 5.7: not unique, often chosen by the user), so it is
+used only when the operator names one that their provider controls, with
+``ENTITLEMENTS_OIDC_USER_ID_CLAIM`` (``sub``, ``employee_id``...): then the person is the
+directory user whose id is that claim's value, and the email is not looked at. Anyone else is
+refused with a page that says so.
 """
 
 from __future__ import annotations
@@ -47,12 +51,20 @@ def client() -> Any | None:
     return oauth.provider if oauth is not None else None
 
 
-def redirect_to_provider(base_url: str):
-    return client().authorize_redirect(redirect_uri=base_url.rstrip("/") + CALLBACK_PATH)
-
-
 class SignInFailed(Exception):
     """The provider's answer gave no identity (refused, tampered with, or the provider unreachable)."""
+
+
+class ProviderUnreachable(Exception):
+    """The provider's discovery document could not be read: nobody can be sent there to sign in."""
+
+
+def redirect_to_provider(base_url: str):
+    try:
+        return client().authorize_redirect(redirect_uri=base_url.rstrip("/") + CALLBACK_PATH)
+    except Exception as error:  # its discovery document unreachable or not JSON: the network, not the person
+        log.warning("OpenID Connect: the identity provider's discovery document could not be read", exc_info=error)
+        raise ProviderUnreachable() from error
 
 
 def claims_of_callback() -> dict[str, Any]:
@@ -60,7 +72,10 @@ def claims_of_callback() -> dict[str, Any]:
     try:
         token = client().authorize_access_token()
     except OAuthError as error:
-        raise SignInFailed(error.description or error.error or "the identity provider refused") from error
+        # Authlib reads ?error= before it checks state, so anyone can make this redirect with text
+        # of their own: it is logged for the operators, and the page says only what happened
+        log.warning("OpenID Connect sign-in refused: %s: %s", error.error, error.description)
+        raise SignInFailed("the identity provider refused, or this sign-in had already been used or had expired") from error
     except Exception as error:  # the provider unreachable, or its answer not what OpenID Connect says
         log.warning("OpenID Connect sign-in failed", exc_info=error)
         raise SignInFailed("the identity provider could not be reached or answered something unexpected") from error
@@ -70,14 +85,15 @@ def claims_of_callback() -> dict[str, Any]:
     return dict(claims)
 
 
-def directory_user(claims: dict[str, Any], read_models: Any) -> dict[str, Any] | None:
+def directory_user(claims: dict[str, Any], read_models: Any, user_id_claim: str | None = None) -> dict[str, Any] | None:
     """The directory user these claims name (see the module's docstring), or None."""
+    if user_id_claim:
+        user_id = claims.get(user_id_claim)
+        return read_models.user(user_id) if isinstance(user_id, str) and user_id else None
     email = claims.get("email")
-    if isinstance(email, str) and email.strip() and claims.get("email_verified") is True:
+    # some providers send the boolean as the string "true"
+    if isinstance(email, str) and email.strip() and claims.get("email_verified") in (True, "true"):
         found = read_models.users_by_email(email)
         if len(found) == 1:
             return found[0]
-    username = claims.get("preferred_username")
-    if isinstance(username, str) and username:
-        return read_models.user(username)
     return None

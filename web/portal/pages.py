@@ -9,12 +9,14 @@ to waits, as an API read with ``X-Min-Position`` would, for the read model to sh
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Iterable
 
 import marshmallow as ma
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from domain import errors as refusals
+from domain.assignment import ACTIVE_STATES
 from domain.errors import DomainError
 from entitlements.sign_in import LINK_EXPIRED, LINK_UNKNOWN, LINK_USED
 from projections.paging import Page
@@ -46,11 +48,12 @@ def people(user_ids: Iterable[str | None]) -> dict[str, dict[str, Any]]:
     return services().read_models.users({user_id for user_id in user_ids if user_id})
 
 
-def shown_after(position: int, read_model: str) -> None:
-    """Waits until ``read_model`` shows a change written at ``position``; when it does not in
-    time, the change is still made, and the page says its lists may lag a moment."""
+def shown_after(position: int, *read_models: str) -> None:
+    """Waits until each of ``read_models`` shows a change written at ``position``; when one does
+    not in time, the change is still made, and the page says its lists may lag a moment."""
     try:
-        at_least(position, read_model)
+        for read_model in read_models:
+            at_least(position, read_model)
     except ApiError:
         flash("Saved. It may take a few seconds to appear everywhere.", "info")
 
@@ -88,6 +91,10 @@ def field_errors(error: ma.ValidationError) -> dict[str, str]:
 
 def request_or_404(request_id: str) -> dict[str, Any]:
     read_models = services().read_models
+    try:
+        request_id = str(uuid.UUID(request_id))
+    except ValueError:  # no request has such an id: answered at once, never waited for
+        abort(404, description=f"There is no request {request_id}.")
     details = read_models.request(request_id)
     if details is None and not web_context().project_inline:
         # an email's link can arrive before the requests read model has this request: wait a moment
@@ -136,7 +143,11 @@ def use_sign_in_link(secret: str):
 def sign_in_oidc():
     if oidc.client() is None:
         abort(404, description="This deployment signs in with one-time links, not an identity provider.")
-    return oidc.redirect_to_provider(services().settings.base_url)
+    try:
+        return oidc.redirect_to_provider(services().settings.base_url)
+    except oidc.ProviderUnreachable:
+        message = "The identity provider cannot be reached just now. Try again in a few minutes."
+        return render_template("sign_in_refused.html", message=message), 503
 
 
 @blp.get("/sign-in/oidc/callback")
@@ -144,11 +155,13 @@ def oidc_callback():
     """The provider sends the browser back here; Authlib checks state, nonce and PKCE."""
     if oidc.client() is None:
         abort(404, description="This deployment signs in with one-time links, not an identity provider.")
+    if person() is not None:  # the provider's redirect again (Back, a reload): already signed in
+        return redirect(url_for("portal.home"))
     try:
         claims = oidc.claims_of_callback()
     except oidc.SignInFailed as error:
         return render_template("sign_in_refused.html", message=f"Signing in did not work: {error}. Try again."), 400
-    who = oidc.directory_user(claims, services().read_models)
+    who = oidc.directory_user(claims, services().read_models, services().settings.oidc_user_id_claim)
     if who is None:
         return render_template("sign_in_refused.html", message=NOT_IN_DIRECTORY), 403
     return redirect(portal_session.begin(who["id"], method="oidc"))
@@ -253,8 +266,11 @@ def submit_request(package_id: str):
             return redirect(url_for("portal.request_details", request_id=receipt.id))
     else:
         status = 400
+    reports = direct_reports()
+    shown = {"_", "policy_id", "answers", "justification", "start", "end", *(("target_user_id",) if reports else ())}
+    shown.update(f"answer-{p['id']}-{q['id']}" for p in package["policies"] for q in p.get("questions") or [])
     return (
-        render_template("access_package.html", package=package, form=form, errors=problems, reports=direct_reports()),
+        render_template("access_package.html", package=package, form=form, errors=placed(problems, shown), reports=reports),
         status,
     )
 
@@ -278,6 +294,23 @@ def my_requests():
     return render_template("requests.html", page=page, people=named)
 
 
+# The forms of a request's page and the fields each shows a message beside ("_": atop the form).
+REQUEST_FORMS = {"decision": ("_", "decision", "reason"), "remove": ("_", "reason"), "cancel": ("_",)}
+
+
+def placed(errors: dict[str, str], shown: set[str]) -> dict[str, str]:
+    """``errors`` with each message whose key the page does not show moved to ``_`` (the page's
+    own message, atop it), so that no refusal is lost (a field the form lacks, a form no longer
+    offered)."""
+    kept: dict[str, str] = {}
+    for key, message in errors.items():
+        if key in shown:
+            kept[key] = message
+        else:
+            kept["_"] = f"{kept['_']} {message}" if "_" in kept else message
+    return kept
+
+
 def render_details(details: dict[str, Any], *, errors: dict[str, str] | None = None, form=None, status: int = 200):
     user_id = person_id()
     named = people(
@@ -286,15 +319,21 @@ def render_details(details: dict[str, Any], *, errors: dict[str, str] | None = N
     )
     may_decide = services().read_models.awaits_decision(user_id, details["id"])
     approved_by_me = any(stage.get("decision") == "approved" and stage.get("decided_by") == user_id for stage in details["stages"])
+    offered = {
+        "decision": may_decide,
+        "cancel": details["requestor_id"] == user_id and details["state"] == "pending_approval",
+        "remove": approved_by_me and details.get("revoked_by") is None and details["state"] not in CLOSED_WITHOUT_ACCESS,
+    }
+    shown = {f"{name}-{field}" for name, fields in REQUEST_FORMS.items() if offered[name] for field in fields}
     return (
         render_template(
             "request.html",
             request_details=details,
             people=named,
-            may_decide=may_decide,
-            may_cancel=details["requestor_id"] == user_id and details["state"] == "pending_approval",
-            may_remove=approved_by_me and details.get("revoked_by") is None and details["state"] not in CLOSED_WITHOUT_ACCESS,
-            errors=errors or {},
+            may_decide=offered["decision"],
+            may_cancel=offered["cancel"],
+            may_remove=offered["remove"],
+            errors=placed(errors or {}, shown),
             form=form or {},
         ),
         status,
@@ -325,7 +364,7 @@ def carry_out(request_id: str, form_errors_key: str, command, schema: ma.Schema 
     except DomainError as error:
         message, field = refusal(error)
         return render_details(details, errors={f"{form_errors_key}-{field or '_'}": message}, form=request.form, status=status_of(error))
-    shown_after(receipt.position, "requests")
+    shown_after(receipt.position, "requests", "pending")  # the request, and whether it still offers a decision
     flash(done, "success")
     return redirect(url_for("portal.request_details", request_id=request_id))
 
@@ -383,6 +422,14 @@ def approvals():
 # --- my access ---------------------------------------------------------------------------------
 
 
+@blp.app_template_global()
+def may_extend(item: dict[str, Any]) -> bool:
+    """Whether My access offers Extend on an assignment: its policy allows extensions, it is held,
+    it ends, and no extension is waiting already. (The command decides; this only spares people
+    a button that could only be refused.)"""
+    return bool(item.get("extension_allowed") and item.get("state") in ACTIVE_STATES and item.get("end") and not item.get("open_request_id"))
+
+
 @blp.get("/access")
 @sign_in_required
 def my_access():
@@ -394,25 +441,43 @@ def my_access():
 @sign_in_required
 def one_access(assignment_id: str):
     """One assignment of mine (the link of the emails about access: 18 to 20), with Extend."""
-    item = services().read_models.assignment(assignment_id)
-    if item is None:
-        abort(404, description="There is no such access.")
-    if item.get("user_id") != person_id():
-        abort(403, description="This is someone else's access.")
+    item = my_assignment_or_404(assignment_id)
     return render_template("access.html", page=Page(items=[item], next_cursor=None), errors={}, one=True)
+
+
+def my_assignment_or_404(assignment_id: str) -> dict[str, Any]:
+    """The person's own assignment. Someone else's answers the same 404 as none at all: an
+    assignment's id is derived from its user and package (``domain.ids``), so telling the two
+    apart would tell anyone who has ever held or asked for a package."""
+    read_models = services().read_models
+    try:
+        assignment_id = str(uuid.UUID(assignment_id))
+    except ValueError:
+        abort(404, description="You have no such access.")
+    item = read_models.assignment(assignment_id)
+    if item is None and not web_context().project_inline:  # an email's link may come before the read model has it
+        read_models.wait_for(read_models.head(), timeout=MISSING_REQUEST_WAIT, names=["assignments"])
+        item = read_models.assignment(assignment_id)
+    if item is None or item.get("user_id") != person_id():
+        abort(404, description="You have no such access.")
+    return item
 
 
 @blp.post("/access/<assignment_id>/extend")
 @sign_in_required
 def extend(assignment_id: str):
+    item = my_assignment_or_404(assignment_id)
     justification = request.form.get("justification", "").strip() or None
     try:
         receipt = written(
             services().app.request_extension(user_id=person_id(), assignment_id=assignment_id, justification=justification)
         )
-    except DomainError as error:
-        page = services().read_models.assignments_of(person_id(), limit=PAGE_SIZE)
-        return render_template("access.html", page=page, errors={assignment_id: error.message}), status_of(error)
-    shown_after(receipt.position, "assignments")
+    except (refusals.UnknownAssignment, refusals.NotTheAssignee):
+        abort(404, description="You have no such access.")
+    except DomainError as error:  # shown on the access it is about, beside its Extend
+        page = Page(items=[item], next_cursor=None)
+        return render_template("access.html", page=page, errors={assignment_id: error.message}, one=True), status_of(error)
+    # the page it leads to, and My access (an extension that needed no approval is made at once)
+    shown_after(receipt.position, "requests", "assignments")
     flash("Extension requested." if receipt.state == "pending_approval" else "Your access was extended.", "success")
     return redirect(url_for("portal.request_details", request_id=receipt.id))

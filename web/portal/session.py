@@ -80,7 +80,8 @@ def end() -> None:
 
 def safe_next(target: str | None) -> str:
     """A path of this site to return to after sign-in (never another site's address)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(character) < 0x20 or ord(character) == 0x7F for character in target)):  # browsers drop tabs and newlines
         return url_for("portal.home")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
