@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from projections.deadlines import fixed
-from projections.engine import LogEvent, ReadModel, topics
+from projections.engine import LogEvent, ReadModel, split_read_position, topics, with_read_position
 from projections.facts import FactsModel
 from projections.paging import Page, decode_cursor, encode_cursor, MAX_LIMIT
 from projections.store import Transaction, dumps, loads
@@ -219,14 +219,15 @@ class AccessHistoryReadModel(ReadModel):
         limit = max(1, min(int(limit), MAX_LIMIT))
         # one statement: the page's periods found in the index alone (ended ones passed over
         # without reading their rows), then only their rows read, by key
-        order = "ORDER BY granted_at DESC, granted_position DESC"
-        rows = tx.fetchall(
+        order = "granted_at DESC, granted_position DESC"
+        select = (
             "SELECT user_id, access_package_id, assignment_id, request_id, policy_id, policy_version, granted_at,"
             f" planned_end, ended_at, end_reason, ended_by, extended_by, granted_position, approved_by FROM {PERIODS}"
             f" WHERE granted_position IN (SELECT granted_position FROM {PERIODS} WHERE {' AND '.join(conditions)}"
-            f" {order} LIMIT {limit + 1}) {order}",
-            params,
+            f" ORDER BY {order} LIMIT {limit + 1})"
         )
+        # with the read model's position, in the same statement (engine.with_read_position)
+        position, rows = split_read_position(tx.fetchall(*with_read_position(self.name, select, params, order)), key=12)
         more = len(rows) > limit
         rows = rows[:limit]
         items = [
@@ -248,4 +249,4 @@ class AccessHistoryReadModel(ReadModel):
             }
             for r in rows
         ]
-        return Page(items=items, next_cursor=encode_cursor([rows[-1][6], rows[-1][12]]) if more and rows else None)
+        return Page(items=items, next_cursor=encode_cursor([rows[-1][6], rows[-1][12]]) if more and rows else None, position=position)

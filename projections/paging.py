@@ -22,6 +22,7 @@ class InvalidCursor(ValueError):
 class Page:
     items: list[dict[str, Any]] = field(default_factory=list)
     next_cursor: str | None = None
+    position: int | None = None  # where its read model had got to, when read in the same statement
 
 
 def encode_cursor(key: Sequence[Any]) -> str:

@@ -9,6 +9,8 @@ read model stuck on an event (``projection_failures``) answers 503 ``read_model_
 
 from __future__ import annotations
 
+from typing import Callable
+
 import marshmallow as ma
 import orjson
 from flask import Response
@@ -84,6 +86,18 @@ def at_least(min_position: int | None, read_model: str) -> int:
             headers={"Retry-After": "1"},
         )
     return position
+
+
+def read_at_least(min_position: int | None, read_model: str, read: Callable[[], Page]) -> Page:
+    """``read()``, a page that carries the position its read model had when it was read (one
+    statement: ``Page.position``), answered when that position is at least ``min_position``;
+    else, as :func:`at_least` does, waits for the read model (or refuses) and reads again. A
+    read without ``X-Min-Position`` is one round trip."""
+    page = read()
+    if min_position is not None and (page.position or 0) < min_position:
+        at_least(min_position, read_model)
+        page = read()
+    return page
 
 
 def _refuse_if_stuck(read_model: str, min_position: int) -> None:

@@ -115,6 +115,26 @@ def test_who_held_a_package_at_a_moment_with_who_approved_it(api):
     assert [p["access_package_id"] for p in by_user] == ["dual-1"]
 
 
+def test_an_access_answer_gives_the_position_of_exactly_what_it_read_even_when_nobody_held_it(api):
+    approved_dual(api)
+    api.services.read_models.catch_up()
+    reached = api.services.read_models.positions()["access_history"]
+    for moment in (START + timedelta(days=1), START - timedelta(days=1)):  # a holder; nobody
+        response = api.get("auditor", f"/audit/access?access_package_id=dual-1&at={when(moment)}")
+        assert response.status_code == 200 and response.headers["X-Position"] == str(reached)
+    assert len(api.get("auditor", f"/audit/access?access_package_id=dual-1&at={when(START + timedelta(days=1))}").json["items"]) == 1
+
+
+def test_an_access_question_waits_for_the_position_asked_for_and_refuses_one_no_write_answered(api):
+    request = approved_dual(api)
+    response = api.get("auditor", f"/audit/access?user_id=requester&at={when(START + timedelta(days=1))}", at=request["position"])
+    assert response.status_code == 200 and int(response.headers["X-Position"]) >= request["position"]
+    assert [p["request_id"] for p in response.json["items"]] == [request["id"]]
+    beyond = api.services.read_models.head() + 1
+    response = api.get("auditor", f"/audit/access?user_id=requester&at={when(START)}", at=beyond)
+    assert response.status_code == 400 and response.json["error"]["code"] == "position_beyond_head"
+
+
 def test_the_access_question_needs_a_moment_and_a_package_or_user(api):
     assert api.get("auditor", "/audit/access?access_package_id=dual-1").status_code == 400
     response = api.get("auditor", f"/audit/access?at={when(START)}")

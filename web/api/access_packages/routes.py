@@ -15,8 +15,8 @@ blp = Blueprint("access_packages", __name__, url_prefix="/access-packages", desc
 
 @blp.route("")
 class AccessPackages(MethodView):
-    @blp.arguments(AccessPackageQueryArgsSchema, location="query")
-    @blp.arguments(MinPositionHeaderSchema, location="headers", as_kwargs=True)
+    @blp.arguments(AccessPackageQueryArgsSchema(), location="query")
+    @blp.arguments(MinPositionHeaderSchema(), location="headers", as_kwargs=True)
     @blp.response(200, AccessPackagePageSchema, headers=POSITION_HEADER_DOC)
     @blp.errors(401, 503)
     def get(self, args, min_position=None):

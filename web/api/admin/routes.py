@@ -37,7 +37,7 @@ class Clock(MethodView):
         """The manual clock's time (admin)"""
         return {"now": manual_clock().now(), "clock": "manual"}
 
-    @blp.arguments(ClockMoveSchema)
+    @blp.arguments(ClockMoveSchema())
     @blp.response(200, ClockMovedSchema)
     @blp.errors(400, 401, 403, 404, 409)
     def post(self, args):

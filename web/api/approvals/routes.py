@@ -16,8 +16,8 @@ blp = Blueprint("approvals", __name__, url_prefix="/approvals", description="Dec
 
 @blp.route("/pending")
 class Pending(MethodView):
-    @blp.arguments(ListQueryArgsSchema, location="query")
-    @blp.arguments(MinPositionHeaderSchema, location="headers", as_kwargs=True)
+    @blp.arguments(ListQueryArgsSchema(), location="query")
+    @blp.arguments(MinPositionHeaderSchema(), location="headers", as_kwargs=True)
     @blp.response(200, PendingPageSchema, headers=POSITION_HEADER_DOC)
     @blp.errors(401, 503)
     def get(self, args, min_position=None):
@@ -28,8 +28,8 @@ class Pending(MethodView):
 
 @blp.route("/history")
 class History(MethodView):
-    @blp.arguments(ListQueryArgsSchema, location="query")
-    @blp.arguments(MinPositionHeaderSchema, location="headers", as_kwargs=True)
+    @blp.arguments(ListQueryArgsSchema(), location="query")
+    @blp.arguments(MinPositionHeaderSchema(), location="headers", as_kwargs=True)
     @blp.response(200, HistoryPageSchema, headers=POSITION_HEADER_DOC)
     @blp.errors(401, 503)
     def get(self, args, min_position=None):

@@ -17,7 +17,7 @@ blp = Blueprint("assignments", __name__, url_prefix="/assignments", description=
 
 @blp.route("/<assignment_id>/extend")
 class Extension(MethodView):
-    @blp.arguments(ExtensionCreateSchema, required=False)
+    @blp.arguments(ExtensionCreateSchema(), required=False)
     @blp.errors(401, 403, 404, 409, 422)
     @blp.response(
         201, ReceiptSchema, headers={"Location": {"description": "the new extension request", "schema": {"type": "string"}}}

@@ -19,7 +19,7 @@ from web.api.audit.schemas import (
 )
 from web.auth import current_user, forbidden, is_auditor
 from web.blueprint import Blueprint
-from web.consistency import POSITION_HEADER_DOC, MinPositionHeaderSchema, at_least, page_response, read_headers
+from web.consistency import POSITION_HEADER_DOC, MinPositionHeaderSchema, page_response, read_at_least
 from web.context import services
 from web.errors import ApiError
 
@@ -44,7 +44,7 @@ def request_id_or_404(request_id: str) -> str:
 
 @blp.route("/events")
 class Events(MethodView):
-    @blp.arguments(AuditEventQueryArgsSchema, location="query")
+    @blp.arguments(AuditEventQueryArgsSchema(), location="query")
     @blp.response(200, AuditEventPageSchema)
     @blp.errors(400, 401, 403)
     def get(self, args):
@@ -94,8 +94,8 @@ class Explanation(MethodView):
 
 @blp.route("/access")
 class Access(MethodView):
-    @blp.arguments(AccessQueryArgsSchema, location="query")
-    @blp.arguments(MinPositionHeaderSchema, location="headers", as_kwargs=True)
+    @blp.arguments(AccessQueryArgsSchema(), location="query")
+    @blp.arguments(MinPositionHeaderSchema(), location="headers", as_kwargs=True)
     @blp.response(200, AccessPeriodPageSchema, headers=POSITION_HEADER_DOC)
     @blp.errors(400, 401, 403, 422, 503)
     def get(self, args, min_position=None):
@@ -103,9 +103,11 @@ class Access(MethodView):
         auditors_only()
         if args["access_package_id"] is None and args["user_id"] is None:
             raise ApiError(422, "subject_missing", "give access_package_id, user_id or both", {"fields": ["access_package_id", "user_id"]})
-        position = at_least(min_position, "access_history")
-        page = services().read_models.access_at(
-            at=args["at"].isoformat(), access_package_id=args["access_package_id"], user_id=args["user_id"],
-            limit=args["limit"], cursor=args["cursor"],
-        )
-        return page_response(page, position)
+        def read():
+            return services().read_models.access_at(
+                at=args["at"].isoformat(), access_package_id=args["access_package_id"], user_id=args["user_id"],
+                limit=args["limit"], cursor=args["cursor"],
+            )
+
+        page = read_at_least(min_position, "access_history", read)
+        return page_response(page, page.position)

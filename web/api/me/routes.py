@@ -16,8 +16,8 @@ blp = Blueprint("me", __name__, url_prefix="/me", description="The caller's own 
 
 @blp.route("/requests")
 class MyRequests(MethodView):
-    @blp.arguments(ListQueryArgsSchema, location="query")
-    @blp.arguments(MinPositionHeaderSchema, location="headers", as_kwargs=True)
+    @blp.arguments(ListQueryArgsSchema(), location="query")
+    @blp.arguments(MinPositionHeaderSchema(), location="headers", as_kwargs=True)
     @blp.response(200, MyRequestPageSchema, headers=POSITION_HEADER_DOC)
     @blp.errors(401, 503)
     def get(self, args, min_position=None):
@@ -28,8 +28,8 @@ class MyRequests(MethodView):
 
 @blp.route("/assignments")
 class MyAssignments(MethodView):
-    @blp.arguments(ListQueryArgsSchema, location="query")
-    @blp.arguments(MinPositionHeaderSchema, location="headers", as_kwargs=True)
+    @blp.arguments(ListQueryArgsSchema(), location="query")
+    @blp.arguments(MinPositionHeaderSchema(), location="headers", as_kwargs=True)
     @blp.response(200, AssignmentPageSchema, headers=POSITION_HEADER_DOC)
     @blp.errors(401, 503)
     def get(self, args, min_position=None):

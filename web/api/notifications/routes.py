@@ -23,8 +23,8 @@ blp = Blueprint("notifications", __name__, url_prefix="/notifications", descript
 
 @blp.route("")
 class Notifications(MethodView):
-    @blp.arguments(NotificationQueryArgsSchema, location="query")
-    @blp.arguments(MinPositionHeaderSchema, location="headers", as_kwargs=True)
+    @blp.arguments(NotificationQueryArgsSchema(), location="query")
+    @blp.arguments(MinPositionHeaderSchema(), location="headers", as_kwargs=True)
     @blp.response(200, NotificationPageSchema, headers=POSITION_HEADER_DOC)
     @blp.errors(401, 403, 503)
     def get(self, args, min_position=None):

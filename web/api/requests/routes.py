@@ -24,7 +24,7 @@ blp = Blueprint("requests", __name__, url_prefix="/requests", description="Acces
 
 @blp.route("")
 class Requests(MethodView):
-    @blp.arguments(RequestCreateSchema)
+    @blp.arguments(RequestCreateSchema())
     @blp.errors(401, 403, 404, 409, 422)
     @blp.response(201, ReceiptSchema, headers={"Location": {"description": "the new request", "schema": {"type": "string"}}})
     def post(self, args):
@@ -35,7 +35,7 @@ class Requests(MethodView):
 
 @blp.route("/<request_id>")
 class RequestById(MethodView):
-    @blp.arguments(MinPositionHeaderSchema, location="headers", as_kwargs=True)
+    @blp.arguments(MinPositionHeaderSchema(), location="headers", as_kwargs=True)
     @blp.response(200, RequestSchema, headers=POSITION_HEADER_DOC)
     @blp.errors(401, 403, 404, 503)
     def get(self, request_id, min_position=None):
@@ -54,7 +54,7 @@ class RequestById(MethodView):
 
 @blp.route("/<request_id>/decision")
 class Decision(MethodView):
-    @blp.arguments(DecisionCreateSchema)
+    @blp.arguments(DecisionCreateSchema())
     @blp.errors(401, 403, 404, 409, 422)
     @blp.response(200, ReceiptSchema)
     def post(self, args, request_id):
@@ -64,7 +64,7 @@ class Decision(MethodView):
 
 @blp.route("/<request_id>/cancel")
 class Cancellation(MethodView):
-    @blp.arguments(CancellationCreateSchema, required=False)
+    @blp.arguments(CancellationCreateSchema(), required=False)
     @blp.errors(401, 403, 404, 409)
     @blp.response(200, ReceiptSchema)
     def post(self, args, request_id):
@@ -74,7 +74,7 @@ class Cancellation(MethodView):
 
 @blp.route("/<request_id>/revoke")
 class Revocation(MethodView):
-    @blp.arguments(RevocationCreateSchema)
+    @blp.arguments(RevocationCreateSchema())
     @blp.errors(401, 403, 404, 409, 422)
     @blp.response(200, ReceiptSchema)
     def post(self, args, request_id):
