@@ -22,10 +22,12 @@ afresh or reused (``--keep`` leaves it, ``--url`` takes it again), one run measu
    one test client per thread) and time each call: server time. The threads share one
    interpreter (the GIL) on this machine's cores, so the figures include that contention; the
    same calls are then made over HTTP to ``entitlements web`` (gunicorn worker processes), unless
-   ``--skip-http``.
+   ``--skip-http``: from Python client threads, then (when it is installed; ``scripts/bench_audit``
+   installs it as root) from wrk, a load generator in C, which costs the shared cores far less.
 
 Targets (the issue): export and verify at least half the raw read+decode rate; ``/audit/access``
-p99 under 20 ms with 8 clients, judged on the HTTP row (the in-process one when ``--skip-http``),
+p99 under 20 ms with 8 clients, judged on the wrk row (the Python clients' HTTP row without wrk,
+the in-process one when ``--skip-http``),
 with ``/healthz`` over the same clients beside it: the HTTP stack's own floor on this machine.
 The figures are printed beside the targets, never asserted.
 """
@@ -37,7 +39,9 @@ import gc
 import hashlib
 import os
 import random
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -293,10 +297,50 @@ def http_calls(port: int, token: str, paths: list[str], clients: int) -> dict:
     return summary(times, in_threads(client, paths, clients), failures)
 
 
+WRK_SCRIPT = """
+local paths = {%(paths)s}
+local headers = {["Authorization"] = "Bearer %(token)s"}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", paths[(n - 1) %% #paths + 1], headers)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("wrk-result %%d %%d %%.0f %%.0f %%.0f %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency.max, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+def wrk_calls(port: int, token: str, paths: list[str], clients: int, seconds: float, work: Path) -> dict:
+    """The same calls from wrk, a load generator written in C: one thread, ``clients`` keep-alive
+    connections, each sending its next call as soon as its last answer arrived (as the Python
+    clients do), through ``paths`` in turn, for ``seconds``. Its latency is each call's time from
+    sent to answered, in microseconds; it costs the shared cores a fraction of what 8 Python
+    threads parsing HTTP do, which is nearer a server whose clients are elsewhere."""
+
+    quoted = ", ".join('"' + ("/api/v1" + path).replace("\\", "\\\\").replace('"', '\\"') + '"' for path in paths)
+    script = work / "calls.lua"
+    script.write_text(WRK_SCRIPT % {"paths": quoted, "token": token})
+    command = ["wrk", "--threads", "1", "--connections", str(clients), "--duration", f"{seconds:g}s", "--timeout", "30s",
+               "--script", str(script), f"http://127.0.0.1:{port}"]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    result = next((line.split()[1:] for line in finished.stdout.splitlines() if line.startswith("wrk-result ")), None)
+    if finished.returncode != 0 or result is None:
+        raise RuntimeError(f"wrk failed (exit {finished.returncode}): {(finished.stderr or finished.stdout).strip()[:300]}")
+    requests, duration, p50, p99, longest, *errors = (int(value) for value in result)
+    connect, read, write, status, timeout = errors
+    failures = [f"{count} {kind}" for kind, count in
+                (("answers not 2xx/3xx", status), ("connection errors", connect), ("read errors", read),
+                 ("write errors", write), ("timeouts", timeout)) if count]
+    return {"calls": requests, "p50": p50 / 1000, "p99": p99 / 1000, "max": longest / 1000, "mean": float("nan"),
+            "per_second": requests / (duration / 1e6), "failures": failures}
+
+
 def web_server(url: str, key_file: str, workers: int, threads: int):
     """``entitlements web`` (gunicorn: worker processes with threads) on a free port."""
     import socket
-    import subprocess
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -357,6 +401,7 @@ def latency_paths(services, calls: int, rng: random.Random) -> tuple[str, list[s
 
 def print_report(*, backend: str, events: int, origin: str, ceiling: dict, context: dict, steps: dict,
                  projections: list, latency: dict | None, http: dict | None, http_note: str, clients: int,
+                 wrk: dict | None = None, wrk_note: str = "",
                  calls: int, drawn: dict | None, loads: tuple[str, str], maintenance: str = "") -> None:
     line = "-" * 118
     raw = ceiling["read+decode"]
@@ -410,16 +455,26 @@ def print_report(*, backend: str, events: int, origin: str, ceiling: dict, conte
           " for the others; 'alone' is one thread)")
     if http:
         print(http_note)
-        row("/audit/access, HTTP", clients, http["access"], clients == 8)
+        row("/audit/access, HTTP", clients, http["access"], clients == 8 and not wrk)
         row("/audit/requests/{id}/explain, HTTP", clients, http["explain"], False)
         row("/audit/access, HTTP, alone", 1, http["access alone"], False)
         row("/healthz, HTTP (the floor: no token, no database)", clients, http["healthz"], False)
-        print(f"(the target is the HTTP row: a server as deployed, its clients elsewhere; here the {clients} client threads share"
-              f" the {os.cpu_count()} cores with the server and the database, and /healthz shows what the HTTP stack alone costs)")
+        if wrk:
+            print(f"the same server, its {clients} clients being wrk (a load generator in C: one thread, {clients} keep-alive"
+                  " connections, each sending its next call when its last answer arrived), time seen by wrk:")
+            row("/audit/access, HTTP, wrk", clients, wrk["access"], clients == 8)
+            row("/audit/requests/{id}/explain, HTTP, wrk", clients, wrk["explain"], False)
+            row("/healthz, HTTP, wrk (the floor)", clients, wrk["healthz"], False)
+        elif wrk_note:
+            print(wrk_note)
+        judged = "wrk row" if wrk else "HTTP row"
+        print(f"(the target is the {judged}: a server as deployed, its clients elsewhere. Here the clients share the"
+              f" {os.cpu_count()} cores with the server and the database: {clients} Python client threads cost the cores about"
+              " what the server does, wrk a small part of it; /healthz shows what the HTTP stack alone costs)")
     elif http_note:
         print(http_note)
     print(line)
-    for figures in (*latency.values(), *((http or {}).values())):
+    for figures in (*latency.values(), *((http or {}).values()), *((wrk or {}).values())):
         for failure in figures["failures"][:3]:
             print(f"  failed: {failure}")
 
@@ -460,6 +515,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--skip-context", action="store_true", help="skip the context rows beside the ceiling (export's reader + orjson, the library's decode)")
     parser.add_argument("--web-workers", type=int, default=2, help="`entitlements web` worker processes for the HTTP calls")
     parser.add_argument("--server-threads", type=int, default=4, help="threads per web worker for the HTTP calls")
+    parser.add_argument("--wrk-seconds", type=float, default=15, help="seconds wrk calls each endpoint (when wrk is installed)")
     parser.add_argument("--profile", type=int, default=0, metavar="EVENTS", help="also cProfile the export and the verification of the first EVENTS events (e.g. 50000)")
     parser.add_argument("--child-timeout", type=float, default=1800, help="seconds the ceiling's child process may take")
     args = parser.parse_args(argv)
@@ -546,7 +602,8 @@ def main(argv: list[str]) -> int:
                 raise RuntimeError(f"the live log does not verify: {live.message}")
 
             projections: list = []
-            latency = http = drawn = None
+            latency = http = wrk = drawn = None
+            wrk_note = ""
             maintenance = ""
             http_note = ""
             if not args.skip_latency:
@@ -600,6 +657,18 @@ def main(argv: list[str]) -> int:
                                 "access alone": http_calls(port, token, access_paths[: max(1, args.calls // 4)], 1),
                                 "healthz": http_calls(port, token, ["/healthz"] * len(access_paths), args.clients),
                             }
+                            if shutil.which("wrk") is None:
+                                wrk_note = "(wrk is not installed: no rows from a C client; `apt-get install wrk` adds them)"
+                            else:
+                                note(f"  the same from wrk, {args.wrk_seconds:g} s an endpoint")
+                                try:
+                                    wrk = {
+                                        "access": wrk_calls(port, token, access_paths, args.clients, args.wrk_seconds, work),
+                                        "explain": wrk_calls(port, token, explain_paths, args.clients, args.wrk_seconds, work),
+                                        "healthz": wrk_calls(port, token, ["/healthz"], args.clients, args.wrk_seconds, work),
+                                    }
+                                except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+                                    wrk_note = f"(the wrk rows: FAILED: {error})"
                         finally:
                             server.terminate()
                             server.wait(timeout=10)
@@ -610,7 +679,8 @@ def main(argv: list[str]) -> int:
             services.close()
 
         print_report(backend=backend, events=events, origin=origin, ceiling=ceiling, context=context, steps=steps,
-                     projections=projections, latency=latency, http=http, http_note=http_note, clients=args.clients,
+                     projections=projections, latency=latency, http=http, http_note=http_note, wrk=wrk, wrk_note=wrk_note,
+                     clients=args.clients,
                      calls=args.calls, drawn=drawn, loads=(load_start, load_info()), maintenance=maintenance)
         if profile_size:
             services = services_for(url, key_file)
