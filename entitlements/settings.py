@@ -11,19 +11,17 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from domain.durations import parse_duration
+from projections.configuration import (  # noqa: F401  (re-exported: the settings' own names)
+    DEFAULT_BASE_URL,
+    DEFAULT_NOTIFIER_HORIZON,
+    ConfigurationError,
+    notifier_horizon,
+)
 
 DEFAULT_DATABASE_URL = "sqlite:///var/entitlements.db"
 DEFAULT_AUDIT_KEY_FILE = "var/audit-signing.key"
 DEFAULT_SECRET_KEY_FILE = "var/session-secret.key"  # where the generated ENTITLEMENTS_SECRET_KEY is kept
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 CLOCKS = ("system", "manual")
-# How far back a first projection of the notifier still mails (README: Emails, "The horizon").
-DEFAULT_NOTIFIER_HORIZON = "PT24H"
-
-
-class ConfigurationError(Exception):
-    """A setting is missing or malformed; the message says which and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -84,18 +82,6 @@ class Settings:
             mail_from=mail_from(values),
             notifier_horizon=(values.get("ENTITLEMENTS_NOTIFIER_HORIZON") or "").strip() or DEFAULT_NOTIFIER_HORIZON,
         )
-
-
-def notifier_horizon(text: str) -> timedelta:
-    """``ENTITLEMENTS_NOTIFIER_HORIZON``: an ISO 8601 duration as the tenant file's (no years or
-    months, from one second to 100 years); ``ConfigurationError`` saying why otherwise."""
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise ConfigurationError(
-            "ENTITLEMENTS_NOTIFIER_HORIZON must be an ISO 8601 duration without years or months, from one second"
-            f" to 100 years, such as PT24H or P7D: {error}"
-        ) from error
 
 
 def mail_from(values: Mapping[str, str]) -> str:

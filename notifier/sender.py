@@ -30,7 +30,7 @@ from email.utils import format_datetime
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from domain.clock import Clock
-from entitlements.settings import ConfigurationError
+from projections.configuration import ConfigurationError
 from notifier.projection import DUE, DUE_SQL, FAILED, OUTBOX, PENDING, SENDING, SENT
 from projections.deadlines import fixed
 from projections.store import ViewStore

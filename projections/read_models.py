@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 from eventsourcing.application import Application
 
 from domain.user import User
-from entitlements.settings import DEFAULT_BASE_URL, DEFAULT_NOTIFIER_HORIZON, notifier_horizon
+from projections.configuration import DEFAULT_BASE_URL, DEFAULT_NOTIFIER_HORIZON, notifier_horizon
 from notifier.projection import HorizonSetting, NotifierReadModel
 
 from projections.access_history import AccessHistoryReadModel

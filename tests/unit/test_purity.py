@@ -37,6 +37,21 @@ def test_domain_imports_no_web_sql_schema_or_template_library():
     assert offenders == set()
 
 
+def test_the_layers_below_the_composition_root_never_import_it_or_the_web():
+    root = DOMAIN.parent
+    below = {"domain": {"entitlements", "web"}, "projections": {"entitlements", "web"}, "notifier": {"entitlements", "web"},
+             "transparency_log": {"entitlements", "web", "projections", "notifier", "domain"}}
+    offenders = {
+        f"{path.relative_to(root)}: {module}"
+        for package, above in below.items()
+        for path in sorted((root / package).glob("**/*.py"))
+        for module in imported_modules(path)
+        if module.split(".")[0] in above
+    }
+
+    assert offenders == set()
+
+
 def test_only_the_system_clock_reads_the_wall_clock():
     readers = []
     for path in SOURCES:
