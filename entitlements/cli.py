@@ -277,7 +277,7 @@ def send_command(once: bool, interval: float) -> None:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads per worker.")
 def web_command(host: str, port: int, workers: int, threads: int) -> None:
-    """Serve the HTTP API alone (gunicorn: worker processes with threads), reading the read models
+    """Serve the HTTP API alone (granian: worker processes with threads), reading the read models
     that `entitlements project` keeps up to date: the scale-out mode on PostgreSQL."""
     processes.web(Settings.from_env(), host=host, port=port, workers=workers, threads=threads)
 

@@ -6,9 +6,12 @@ process of each other part on one PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
+import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -221,40 +224,51 @@ def settled(app: T) -> T:
     return app
 
 
+# The settings of `entitlements web`, for its worker processes (which make their app themselves).
+WEB_SETTINGS_VARIABLE = "ENTITLEMENTS_WEB_WORKER_SETTINGS"
+
+
 def web(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
-    """Several worker processes (gunicorn, threaded workers), each with its own connections,
-    reading the read models that ``entitlements project`` keeps up to date."""
-    from gunicorn.app.base import BaseApplication
+    """Several worker processes, each with its own connections, reading the read models that
+    ``entitlements project`` keeps up to date. The HTTP server is granian (its HTTP handling is
+    in Rust): each worker runs the WSGI app in ``threads`` Python threads. It took the place of
+    gunicorn's threaded workers, whose Python HTTP handling cost each call about three times what
+    Flask did for ``/healthz``, on cores the app needs (``scripts/bench_audit``)."""
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
 
-    from web.app import create_app
-
-    probe = build_services(settings)  # a bad database URL or session key is a clear error here, before forking
+    probe = build_services(settings)  # a bad database URL or session key is a clear error here, before the workers
     try:
         probe.secret_key()
     finally:
         probe.close()
-
-    class WebWorkers(BaseApplication):
-        def load_config(self) -> None:
-            for key, value in {
-                "bind": f"{host}:{port}",
-                "workers": workers,
-                "threads": threads,
-                "worker_class": "gthread",
-                "proc_name": "entitlements-web",
-                "accesslog": None,
-                "graceful_timeout": 10,
-            }.items():
-                self.cfg.set(key, value)
-
-        def load(self):  # in each worker, after the fork: connections are never shared
-            return settled(create_app(build_services(settings), project_inline=False))
-
+    os.environ[WEB_SETTINGS_VARIABLE] = json.dumps(dataclasses.asdict(settings))
     click.echo(
         f"entitlements portal at http://{host}:{port}/ and API at /api/v1 ({workers} worker(s) x {threads} thread(s)); Ctrl-C to stop",
         err=True,
     )
-    WebWorkers().run()
+    Granian(
+        "entitlements.processes:web_worker_app",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=threads,
+        log_access=False,
+        log_level=LogLevels.warning,
+        respawn_failed_workers=True,
+    ).serve()
+
+
+def web_worker_app():
+    """In each worker of ``entitlements web``: the app, with the settings the command was given
+    (its connections are the worker's own, never shared across processes)."""
+    from web.app import create_app
+
+    settings = Settings(**json.loads(os.environ[WEB_SETTINGS_VARIABLE]))
+    return settled(create_app(build_services(settings), project_inline=False))
 
 
 def serve(settings: Settings, *, host: str, port: int, threads: int) -> None:

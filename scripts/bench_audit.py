@@ -21,7 +21,7 @@ afresh or reused (``--keep`` leaves it, ``--url`` takes it again), one run measu
    ``--clients`` threads call the Flask app in-process (``create_app(..., project_inline=True)``,
    one test client per thread) and time each call: server time. The threads share one
    interpreter (the GIL) on this machine's cores, so the figures include that contention; the
-   same calls are then made over HTTP to ``entitlements web`` (gunicorn worker processes), unless
+   same calls are then made over HTTP to ``entitlements web`` (granian worker processes), unless
    ``--skip-http``: from Python client threads, then (when it is installed; ``scripts/bench_audit``
    installs it as root) from wrk, a load generator in C, which costs the shared cores far less.
 
@@ -339,7 +339,7 @@ def wrk_calls(port: int, token: str, paths: list[str], clients: int, seconds: fl
 
 
 def web_server(url: str, key_file: str, workers: int, threads: int):
-    """``entitlements web`` (gunicorn: worker processes with threads) on a free port."""
+    """``entitlements web`` (granian: worker processes with threads) on a free port."""
     import socket
 
     with socket.socket() as probe:
@@ -644,13 +644,14 @@ def main(argv: list[str]) -> int:
                 if args.skip_http:
                     http_note = "(HTTP through `entitlements web`: skipped, --skip-http)"
                 else:
-                    http_note = (f"the same calls over HTTP to `entitlements web` ({args.web_workers} gunicorn workers x {args.server_threads}"
-                                 f" threads: no GIL shared between workers), {args.clients} keep-alive clients, time seen by the client:")
+                    http_note = (f"the same calls over HTTP to `entitlements web` ({args.web_workers} granian workers x {args.server_threads}"
+                                 f" threads: no GIL shared between workers), {args.clients} keep-alive Python client threads, time seen by the client:")
                     note(f"  over HTTP through `entitlements web` ({args.web_workers} workers x {args.server_threads} threads)")
                     try:
                         server, port = web_server(url, key_file, args.web_workers, args.server_threads)
                         try:
-                            http_calls(port, token, access_paths[:200] + explain_paths[:200], 2)  # warm every worker
+                            # warm every worker, and its connection pool up to what the clients will ask of it
+                            http_calls(port, token, access_paths[:400] + explain_paths[:400], args.clients)
                             http = {
                                 "access": http_calls(port, token, access_paths, args.clients),
                                 "explain": http_calls(port, token, explain_paths, args.clients),

@@ -16,7 +16,7 @@ Run it through ``scripts/bench_readmodels`` (``--help`` lists the options). One 
    log events/s and the peak RSS; the all-together rebuild also runs on a second, smaller history;
    (b) COPYs as many rows as the log holds into a scratch table shaped like the events table (the
    raw ceiling), and reads + decodes the log without writing anything (the read ceiling);
-   (c) runs ``entitlements web`` (gunicorn: 2 worker processes x 4 threads) and measures
+   (c) runs ``entitlements web`` (granian: 2 worker processes x 4 threads) and measures
    ``GET /api/v1/approvals/pending`` and ``/history`` latency from 8 keep-alive client threads;
 3. prints a table of the figures next to their targets, and drops what it created.
 """
@@ -1161,7 +1161,7 @@ def measure_latency(
     finally:
         services.close()
     port = free_port()
-    # the production scale-out server: `entitlements web` (gunicorn worker processes with threads)
+    # the production scale-out server: `entitlements web` (granian worker processes with threads)
     server = subprocess.Popen(
         [sys.executable, "-m", "entitlements.cli", "web", "--port", str(port), "--workers", str(workers), "--threads", str(server_threads)],
         cwd=str(ROOT),
@@ -1375,7 +1375,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             "Measures the read models: loads a synthetic history into a fresh database, then (a) rebuild "
             "throughput and peak RSS of each read model alone and all together (each in a fresh process; the "
             "all-together rebuild also on a smaller history), (b) the raw PostgreSQL COPY ceiling and the log "
-            "read/decode ceiling, (c) p50/p99 latency of GET /approvals/pending and /history through `entitlements web` (gunicorn). "
+            "read/decode ceiling, (c) p50/p99 latency of GET /approvals/pending and /history through `entitlements web` (granian). "
             "Prints a table with the targets; exits 0 when targets are missed, non-zero on errors. "
             "The databases it creates (entitlements_bench_*) are dropped at the end."
         ),
@@ -1509,7 +1509,7 @@ def main(argv: list[str]) -> int:
         elif not wait_for_web(args.web_wait):
             latency_note = "skipped: web/app.py does not exist (yet)"
         else:
-            note("step 2c: read latency through entitlements web (gunicorn)")
+            note("step 2c: read latency through entitlements web (granian)")
             try:
                 latency = measure_latency(big_url, big.approvers, per_endpoint=args.latency_requests, clients=args.clients, workers=args.web_workers, server_threads=args.server_threads, rng=random.Random(args.seed))
             except (RuntimeError, ImportError, AttributeError, TypeError) as error:
