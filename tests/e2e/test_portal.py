@@ -417,12 +417,17 @@ def test_a_hidden_package_is_not_listed_but_its_page_takes_requests(person, serv
     assert done.status_code == 302
 
 
-def test_one_access_page_shows_it_to_its_user_and_refuses_others(person, api, services):
+def delivered_assignment(api, services) -> str:
+    """The requester's assignment of staged-1, approved at both stages and delivered."""
     request_id = submitted(api, "requester", "staged-1", justification="project X")
     api.decide("first", request_id, "approve")
     api.decide("second", request_id, "approve")
     services.read_models.catch_up()
-    assignment_id = services.read_models.assignments_of("requester", limit=10).items[0]["id"]
+    return services.read_models.assignments_of("requester", limit=10).items[0]["id"]
+
+
+def test_one_access_page_shows_it_to_its_user_and_refuses_others(person, api, services):
+    assignment_id = delivered_assignment(api, services)
     page = person("requester").get(f"/access/{assignment_id}")
     assert page.status_code == 200 and "Staged 1" in page.text
     outsider = person("outsider")
@@ -431,11 +436,7 @@ def test_one_access_page_shows_it_to_its_user_and_refuses_others(person, api, se
 
 
 def test_someone_elses_access_answers_the_same_404_as_none_so_nobody_learns_who_asked_for_what(person, api, services):
-    request_id = submitted(api, "requester", "staged-1", justification="project X")
-    api.decide("first", request_id, "approve")
-    api.decide("second", request_id, "approve")
-    services.read_models.catch_up()
-    held = services.read_models.assignments_of("requester", limit=10).items[0]["id"]
+    held = delivered_assignment(api, services)
     never = "00000000-0000-5000-8000-000000000000"
     outsider = person("outsider")
     pages = [outsider.get(f"/access/{held}"), outsider.get(f"/access/{never}")]

@@ -30,7 +30,7 @@ from web.portal import session as portal_session
 from web.portal.session import person, person_id, sign_in_required
 
 PAGE_SIZE = 50
-MISSING_REQUEST_WAIT = 2.0  # seconds a request's page waits for a request the read model does not have yet
+MISSING_REQUEST_WAIT = 2.0  # seconds a page waits for a request or an access its read model does not have yet
 APPROVAL_TABS = ("pending", "history")
 LINK_REFUSALS = {
     LINK_UNKNOWN: "This sign-in link is not valid. Check that you copied all of it, or ask for a new one.",
@@ -89,17 +89,24 @@ def field_errors(error: ma.ValidationError) -> dict[str, str]:
     }
 
 
-def request_or_404(request_id: str) -> dict[str, Any]:
-    read_models = services().read_models
+def found_soon(identifier: str, read_model: str, read) -> dict[str, Any] | None:
+    """``read(id)`` of an id from a link (ids are UUIDs: anything else is None at once). An
+    email's link can arrive before ``read_model`` has what it names, so when it is missing and a
+    projector runs beside this process, waits a moment for the read model and reads again."""
     try:
-        request_id = str(uuid.UUID(request_id))
-    except ValueError:  # no request has such an id: answered at once, never waited for
-        abort(404, description=f"There is no request {request_id}.")
-    details = read_models.request(request_id)
-    if details is None and not web_context().project_inline:
-        # an email's link can arrive before the requests read model has this request: wait a moment
-        read_models.wait_for(read_models.head(), timeout=MISSING_REQUEST_WAIT, names=["requests"])
-        details = read_models.request(request_id)
+        identifier = str(uuid.UUID(identifier))
+    except ValueError:
+        return None
+    found = read(identifier)
+    if found is None and not web_context().project_inline:
+        read_models = services().read_models
+        read_models.wait_for(read_models.head(), timeout=MISSING_REQUEST_WAIT, names=[read_model])
+        found = read(identifier)
+    return found
+
+
+def request_or_404(request_id: str) -> dict[str, Any]:
+    details = found_soon(request_id, "requests", services().read_models.request)
     if details is None:
         abort(404, description=f"There is no request {request_id}.")
     if not may_read_request(person(), details):
@@ -449,15 +456,7 @@ def my_assignment_or_404(assignment_id: str) -> dict[str, Any]:
     """The person's own assignment. Someone else's answers the same 404 as none at all: an
     assignment's id is derived from its user and package (``domain.ids``), so telling the two
     apart would tell anyone who has ever held or asked for a package."""
-    read_models = services().read_models
-    try:
-        assignment_id = str(uuid.UUID(assignment_id))
-    except ValueError:
-        abort(404, description="You have no such access.")
-    item = read_models.assignment(assignment_id)
-    if item is None and not web_context().project_inline:  # an email's link may come before the read model has it
-        read_models.wait_for(read_models.head(), timeout=MISSING_REQUEST_WAIT, names=["assignments"])
-        item = read_models.assignment(assignment_id)
+    item = found_soon(assignment_id, "assignments", services().read_models.assignment)
     if item is None or item.get("user_id") != person_id():
         abort(404, description="You have no such access.")
     return item
