@@ -51,13 +51,31 @@ def launch_arguments() -> list[str]:
 # --- a WSGI app on loopback --------------------------------------------------------------------
 
 
+def closed_before_sent(app: Any) -> Any:
+    """``app``, its answers read whole and closed before werkzeug's server sends them. When the
+    browser drops a connection mid-answer (a page left while its stylesheet loads), that server
+    can skip closing the answer, and the static file it was sending is left open: a
+    ResourceWarning, which fails whichever test is running then. The portal's answers are small."""
+
+    def answer(environ: dict, start_response: Any) -> list[bytes]:
+        body = app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    return answer
+
+
 class LiveServer:
     """Serves a WSGI app on 127.0.0.1, on a free port, from a background thread (werkzeug's threaded
     server: one thread a request, so a page's parallel requests and a test's own calls are served
     at once). ``url`` is its base URL, without a trailing slash."""
 
     def __init__(self, app: Any, port: int = 0) -> None:
-        self._server: BaseWSGIServer = make_server("127.0.0.1", port, app, threaded=True)
+        self._server: BaseWSGIServer = make_server("127.0.0.1", port, closed_before_sent(app), threaded=True)
         self.port: int = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(
