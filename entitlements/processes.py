@@ -224,6 +224,7 @@ def settled(app: T) -> T:
     return app
 
 
+WORKERS_KILL_TIMEOUT = 10  # seconds `entitlements web` waits for a worker to stop before killing it
 # The settings of `entitlements web`, for its worker processes (which make their app themselves).
 WEB_SETTINGS_VARIABLE = "ENTITLEMENTS_WEB_WORKER_SETTINGS"
 
@@ -259,6 +260,10 @@ def web(settings: Settings, *, host: str, port: int, workers: int, threads: int)
         log_access=False,
         log_level=LogLevels.warning,
         respawn_failed_workers=True,
+        # a worker still starting when SIGTERM comes misses it and would serve on, with the
+        # command waiting for it forever: it is killed after this many seconds (in-flight calls
+        # of the others finish well within them)
+        workers_kill_timeout=WORKERS_KILL_TIMEOUT,
     ).serve()
 
 
